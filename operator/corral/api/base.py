@@ -1,0 +1,54 @@
+"""The base class of every Corral API model: camelCase on the wire, snake_case in Python."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+def _camel(name: str) -> str:
+    # `memory_gib` must become `memoryGiB` and `peak_tflops` `peakTFLOPS`: the wire names are the
+    # contract, so acronyms are spelled out here rather than guessed by a generator.
+    special = {
+        "memory_gib": "memoryGiB",
+        "min_memory_gib": "minMemoryGiB",
+        "peak_tflops": "peakTFLOPS",
+        "grams_per_kwh": "gramsPerKWh",
+        "latency_ms": "latencyMs",
+        "observed_latency_ms": "observedLatencyMs",
+        "http_get": "httpGet",
+        "url": "url",
+    }
+    return special.get(name, to_camel(name))
+
+
+class SpecModel(BaseModel):
+    """Spec models reject unknown fields: a typo must fail loudly, not be ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_default=True,
+        use_attribute_docstrings=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The object as the API server stores it (camelCase, unset optionals omitted)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class StatusModel(BaseModel):
+    """Status models ignore unknown fields so an older operator can read a newer status."""
+
+    model_config = ConfigDict(
+        alias_generator=_camel,
+        populate_by_name=True,
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

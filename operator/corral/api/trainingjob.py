@@ -1,0 +1,242 @@
+"""TrainingJob: a gang of workers placed all-or-nothing, surviving spot interruptions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from corral.api.base import SpecModel, StatusModel
+from corral.api.meta import Condition, ObjectMeta, PodTemplateSpec, Time
+from corral.api.selection import WorkloadSelection
+
+# Narrowness rank of the topology labels Corral knows, so that the CRD can refuse a `preferred`
+# level broader than `required` before any pool is consulted. Families (Corral, GKE, AWS) share
+# ranks so that a mixed pair is still ordered; labels not listed are checked against the pool's own
+# levels by the operator at admission.
+TOPOLOGY_RANK: dict[str, int] = {
+    "topology.kubernetes.io/region": 0,
+    "topology.kubernetes.io/zone": 1,
+    "network.corral.dev/block": 2,
+    "cloud.google.com/gce-topology-block": 2,
+    "topology.k8s.aws/network-node-layer-1": 2,
+    "network.corral.dev/rack": 3,
+    "cloud.google.com/gce-topology-subblock": 3,
+    "topology.k8s.aws/network-node-layer-2": 3,
+    "topology.k8s.aws/network-node-layer-3": 4,
+    "cloud.google.com/gce-topology-host": 5,
+    "kubernetes.io/hostname": 6,
+}
+_RANK_LITERAL = "{" + ", ".join(f"'{k}': {v}" for k, v in TOPOLOGY_RANK.items()) + "}"
+
+# Env names Corral sets on every worker; a template that sets them would fight the launcher.
+RESERVED_ENV = (
+    "PET_NNODES",
+    "PET_NODE_RANK",
+    "PET_NPROC_PER_NODE",
+    "PET_MASTER_ADDR",
+    "PET_MASTER_PORT",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "WORLD_SIZE",
+    "RANK",
+    "NODE_RANK",
+    "CORRAL_RESUME_FROM",
+    "CORRAL_JOB",
+    "CORRAL_WORKER_INDEX",
+)
+
+
+class TopologyRequirement(SpecModel):
+    """How tightly the gang must be packed, by node label key of a pool topology level."""
+
+    required: Annotated[str, Field(min_length=1, max_length=317)] | None = None
+    """The gang must lie inside one domain of this level."""
+    preferred: Annotated[str, Field(min_length=1, max_length=317)] | None = None
+    """Tried first; must be narrower than `required`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.required) || !has(self.preferred) || "
+                    f"cel.bind(rank, {_RANK_LITERAL}, "
+                    "self.required in rank && self.preferred in rank ? "
+                    "rank[self.preferred] > rank[self.required] : self.preferred != self.required)",
+                    "message": "topology.preferred must be a narrower level than topology.required",
+                    "fieldPath": ".preferred",
+                }
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _preferred_is_narrower(self) -> TopologyRequirement:
+        if self.required is None or self.preferred is None:
+            return self
+        known = self.required in TOPOLOGY_RANK and self.preferred in TOPOLOGY_RANK
+        if (known and TOPOLOGY_RANK[self.preferred] <= TOPOLOGY_RANK[self.required]) or (
+            self.preferred == self.required
+        ):
+            raise ValueError(
+                f"preferred: {self.preferred!r} must be a narrower level than required "
+                f"{self.required!r}"
+            )
+        return self
+
+
+class HTTPGetHook(SpecModel):
+    path: Annotated[str, Field(pattern=r"^/", max_length=1024)] = "/checkpoint"
+    port: Annotated[int, Field(ge=1, le=65535)]
+    scheme: Literal["HTTP", "HTTPS"] = "HTTP"
+
+
+class AnnotationHook(SpecModel):
+    """The workload watches `corral.dev/checkpoint-requested` on its own pod (see corral.sdk)."""
+
+
+class CheckpointHook(SpecModel):
+    """Exactly one way to ask a worker for a checkpoint."""
+
+    annotation: AnnotationHook | None = None
+    http_get: HTTPGetHook | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.annotation) != has(self.httpGet)",
+                    "message": "checkpoint.hook needs exactly one of annotation or httpGet",
+                }
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CheckpointHook:
+        if (self.annotation is None) == (self.http_get is None):
+            raise ValueError("needs exactly one of annotation or httpGet")
+        return self
+
+
+class Checkpoint(SpecModel):
+    interval_seconds: Annotated[int, Field(ge=0, le=7 * 86400)] = 1800
+    """Periodic checkpoint requests; 0 = never."""
+    on_interruption: bool = True
+    """Checkpoint when a node of the gang gets a termination notice."""
+    hook: CheckpointHook = Field(
+        default_factory=lambda: CheckpointHook(annotation=AnnotationHook())
+    )
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 90
+    """How long to wait for a requested checkpoint before giving up on it."""
+
+
+class Budget(SpecModel):
+    device_hours: Annotated[float, Field(gt=0)] | None = None
+    """Admission refuses a job that would exceed this many device-hours."""
+    cost: Annotated[float, Field(gt=0)] | None = None
+    """Ceiling on cost in the pool's currency."""
+
+
+class Rendezvous(SpecModel):
+    port: Annotated[int, Field(ge=1, le=65535)] = 29500
+    """MASTER_PORT / PET_MASTER_PORT; worker 0 listens there."""
+
+
+class TrainingJobSpec(WorkloadSelection):
+    """A gang of identical workers."""
+
+    workers: Annotated[int, Field(ge=1, le=100000)]
+    """Pods in the gang; all are placed or none."""
+    accelerators_per_worker: Annotated[int, Field(ge=1, le=1024)] = 1
+    """Devices per worker pod."""
+    topology: TopologyRequirement = Field(default_factory=TopologyRequirement)
+    template: PodTemplateSpec
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    deadline: Time | None = None
+    """The spot policy must finish the job by then."""
+    budget: Budget = Field(default_factory=Budget)
+    priority: Annotated[int, Field(ge=-1000000, le=1000000)] = 0
+    """Higher runs first."""
+    max_restarts: Annotated[int, Field(ge=0, le=10000)] = 10
+    """Gang restarts after worker failures before the job fails."""
+    suspend: bool = False
+    placement_timeout_seconds: Annotated[int, Field(ge=1, le=86400)] = 120
+    """Workers not all bound by then: the whole gang is re-placed."""
+    rendezvous: Rendezvous = Field(default_factory=Rendezvous)
+
+    @model_validator(mode="after")
+    def _no_reserved_env(self) -> TrainingJobSpec:
+        containers: list[dict[str, Any]] = self.template.get("spec", {}).get("containers", [])
+        for index, container in enumerate(containers):
+            for env in container.get("env") or []:
+                if isinstance(env, dict) and env.get("name") in RESERVED_ENV:
+                    raise ValueError(
+                        f"template.spec.containers[{index}].env: {env['name']} is set by Corral "
+                        "for the launcher; remove it from the template"
+                    )
+        return self
+
+
+TrainingPhase = Literal[
+    "Pending",
+    "Queued",
+    "Placing",
+    "Running",
+    "Checkpointing",
+    "Recovering",
+    "Succeeded",
+    "Failed",
+    "Suspended",
+]
+
+
+class PlacementStatus(StatusModel):
+    pool: str
+    level: str | None = None
+    """Topology level of the span domain."""
+    domain: str | None = None
+    """The narrowest domain holding the whole gang."""
+    nodes: list[str] = Field(default_factory=list)
+    """Node of worker i at index i."""
+
+
+class CheckpointRecord(StatusModel):
+    id: str
+    step: int | None = None
+    time: Time | None = None
+
+
+class WorkerCounts(StatusModel):
+    total: int = 0
+    bound: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class TrainingJobStatus(StatusModel):
+    observed_generation: int | None = None
+    phase: TrainingPhase = "Pending"
+    placement: PlacementStatus | None = None
+    workers: WorkerCounts = Field(default_factory=WorkerCounts)
+    last_checkpoint: CheckpointRecord | None = None
+    interruptions: int = 0
+    restarts: int = 0
+    device_hours: float = 0.0
+    cost: float = 0.0
+    currency: str | None = None
+    queued_seconds: float = 0.0
+    start_time: Time | None = None
+    completion_time: Time | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class TrainingJob(SpecModel):
+    """A gang of workers, all placed or none."""
+
+    api_version: Literal["corral.dev/v1alpha1"] = "corral.dev/v1alpha1"
+    kind: Literal["TrainingJob"] = "TrainingJob"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: TrainingJobSpec
+    status: TrainingJobStatus | None = None

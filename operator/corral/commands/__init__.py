@@ -1,0 +1,1 @@
+"""Implementations of the `corral` subcommands, one module each."""

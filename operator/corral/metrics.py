@@ -1,0 +1,48 @@
+"""Prometheus metrics of the operator, on one registry that `corral run` serves at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+POOL_DEVICES = Gauge(
+    "corral_pool_devices",
+    "Devices of a GPUPool by state (capacity, allocatable, allocated, free).",
+    ["pool", "state"],
+    registry=REGISTRY,
+)
+POOL_FRAGMENTATION = Gauge(
+    "corral_pool_fragmentation",
+    "1 - largest placeable gang / free devices of a GPUPool (0 = unfragmented).",
+    ["pool"],
+    registry=REGISTRY,
+)
+PLACEMENT_SECONDS = Histogram(
+    "corral_placement_seconds",
+    "Time the gang solver took for one placement decision.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+JOB_QUEUE_SECONDS = Histogram(
+    "corral_job_queue_seconds",
+    "Time a TrainingJob waited from creation (or requeue) until it was placed.",
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+    registry=REGISTRY,
+)
+JOBS = Gauge("corral_jobs", "TrainingJobs by phase.", ["phase"], registry=REGISTRY)
+JOB_RESTARTS = Counter(
+    "corral_job_restarts_total", "Gang restarts of TrainingJobs.", ["namespace"], registry=REGISTRY
+)
+DEVICE_HOURS = Counter(
+    "corral_device_hours_total",
+    "Device-hours consumed by Corral workloads.",
+    ["namespace", "pool"],
+    registry=REGISTRY,
+)
+COST = Counter(
+    "corral_cost_total",
+    "Cost of device-hours consumed, at the pool's price.",
+    ["namespace", "pool", "currency"],
+    registry=REGISTRY,
+)
