@@ -1,0 +1,75 @@
+"""The CLI: one line and exit 2 for user errors, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from corral.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "corral", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("corral ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["no-such-command"],
+        ["crds", "--no-such-flag"],
+        [],
+    ],
+)
+def test_bad_usage_is_one_line_exit_2(args: list[str]) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_crds_to_a_file_path_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    result = run_cli("crds", "--out", str(target))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"corral crds: --out {target}: not a directory"
+
+
+def test_crds_writes_one_file_per_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["crds", "--out", str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "corral.dev_gpupools.yaml",
+        "corral.dev_inferenceservices.yaml",
+        "corral.dev_trainingjobs.yaml",
+    ]
+    for path in tmp_path.iterdir():
+        assert yaml.safe_load(path.read_text())["kind"] == "CustomResourceDefinition"
+
+
+def test_crds_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["crds"]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert [doc["spec"]["names"]["kind"] for doc in docs] == [
+        "GPUPool",
+        "TrainingJob",
+        "InferenceService",
+    ]
