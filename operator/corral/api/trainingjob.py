@@ -199,6 +199,8 @@ class PlacementStatus(StatusModel):
     """The narrowest domain holding the whole gang."""
     nodes: list[str] = Field(default_factory=list)
     """Node of worker i at index i."""
+    time: Time | None = None
+    """When the current workers were placed (or last recreated): the bind timeout counts from here."""
 
 
 class CheckpointRecord(StatusModel):
@@ -215,9 +217,20 @@ class WorkerCounts(StatusModel):
     failed: int = 0
 
 
+class Accounting(StatusModel):
+    """Usage of earlier gang attempts, settled when their workers were deleted."""
+
+    settled_device_hours: float = 0.0
+    settled_cost: float = 0.0
+
+
 class TrainingJobStatus(StatusModel):
     observed_generation: int | None = None
     phase: TrainingPhase = "Pending"
+    attempt: int = 0
+    """Gang attempt: grows at every restart or re-placement; worker pods are named `-r<attempt>`."""
+    queued_since: Time | None = None
+    """When the job last entered the queue."""
     placement: PlacementStatus | None = None
     workers: WorkerCounts = Field(default_factory=WorkerCounts)
     last_checkpoint: CheckpointRecord | None = None
@@ -227,6 +240,8 @@ class TrainingJobStatus(StatusModel):
     cost: float = 0.0
     currency: str | None = None
     queued_seconds: float = 0.0
+    """Total time spent waiting for placement."""
+    accounting: Accounting = Field(default_factory=Accounting)
     start_time: Time | None = None
     completion_time: Time | None = None
     conditions: list[Condition] = Field(default_factory=list)

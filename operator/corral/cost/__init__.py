@@ -1,0 +1,1 @@
+"""Cost and energy accounting: device-hours, money, and watt-hours from usage intervals."""

@@ -1,0 +1,1 @@
+"""The TrainingJob lifecycle as pure decisions: what to create, delete and report, given what is."""

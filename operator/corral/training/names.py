@@ -1,0 +1,42 @@
+"""Deterministic names and labels of a job's objects: a restarted operator finds what it made."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+JOB_LABEL = "corral.dev/job"
+WORKER_INDEX_LABEL = "corral.dev/worker-index"
+RESTART_LABEL = "corral.dev/restart"
+POOL_LABEL = "corral.dev/pool"
+NODE_ANNOTATION = "corral.dev/node"
+"""The node Corral chose for a worker: counts the pod's devices there before it is bound."""
+PLACEMENT_GATE = "corral.dev/placement"
+"""Scheduling gate held until every pod of the gang exists (binding is all-or-nothing)."""
+
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def worker_pod_name(job: str, index: int, restart: int) -> str:
+    """`<job>-w<index>-r<restart>`: a new restart generation never collides with the old one."""
+    return f"{job}-w{index}-r{restart}"
+
+
+def service_name(job: str) -> str:
+    """The headless Service of a job: its name when that is a valid DNS label, else a stable hash."""
+    if len(job) <= 63 and _DNS_LABEL.match(job):
+        return job
+    digest = hashlib.sha256(job.encode()).hexdigest()[:10]
+    prefix = re.sub(r"[^a-z0-9-]", "-", job.lower())[:40].strip("-") or "job"
+    if not prefix[0].isalpha():
+        prefix = "tj-" + prefix
+    return f"{prefix}-{digest}"
+
+
+def worker_hostname(index: int) -> str:
+    return f"worker-{index}"
+
+
+def master_address(job: str) -> str:
+    """Worker 0's stable DNS name inside the job's namespace."""
+    return f"{worker_hostname(0)}.{service_name(job)}"

@@ -1,0 +1,81 @@
+"""What the lifecycle needs to know of a worker pod, read from the pod as the API returns it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from corral.training.names import NODE_ANNOTATION, PLACEMENT_GATE, RESTART_LABEL, WORKER_INDEX_LABEL
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
+
+
+@dataclass(frozen=True)
+class WorkerPod:
+    name: str
+    index: int
+    restart: int
+    phase: str
+    node: str | None
+    """spec.nodeName: set once kube-scheduler bound the pod."""
+    planned_node: str | None
+    gated: bool
+    deleting: bool
+    start_time: datetime | None
+    finish_time: datetime | None
+    failure: str | None
+    """Why the worker failed, in words (`exit code 1 (Error)`), when it did."""
+
+    @property
+    def terminated(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @classmethod
+    def from_pod(cls, pod: dict[str, Any]) -> WorkerPod | None:
+        """None for a pod that is not a well-formed Corral worker (labels edited by hand)."""
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        try:
+            index = int(labels[WORKER_INDEX_LABEL])
+            restart = int(labels.get(RESTART_LABEL, "0"))
+        except (KeyError, ValueError):
+            return None
+        spec = pod.get("spec") or {}
+        status = pod.get("status") or {}
+        gates = [gate.get("name") for gate in spec.get("schedulingGates") or []]
+        finish, failure = None, None
+        for container in status.get("containerStatuses") or []:
+            terminated = (container.get("state") or {}).get("terminated")
+            if terminated:
+                finished = _time(terminated.get("finishedAt"))
+                if finished and (finish is None or finished > finish):
+                    finish = finished
+                code = terminated.get("exitCode", 0)
+                if code:
+                    reason = terminated.get("reason") or "Error"
+                    failure = (
+                        f"container {container.get('name')} exited with code {code} ({reason})"
+                    )
+        phase = status.get("phase") or "Pending"
+        if phase == "Failed" and failure is None:
+            failure = status.get("message") or status.get("reason") or "the pod failed"
+        return cls(
+            name=meta.get("name", ""),
+            index=index,
+            restart=restart,
+            phase=phase,
+            node=spec.get("nodeName") or None,
+            planned_node=(meta.get("annotations") or {}).get(NODE_ANNOTATION),
+            gated=PLACEMENT_GATE in gates,
+            deleting=bool(meta.get("deletionTimestamp")),
+            start_time=_time(status.get("startTime")),
+            finish_time=finish,
+            failure=failure,
+        )
