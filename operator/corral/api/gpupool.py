@@ -44,7 +44,10 @@ class Topology(SpecModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.levels.all(l, self.levels.filter(m, m == l).size() == 1)",
+                    # has(): the API server checks the rule against the default `{}` without
+                    # applying the nested default of `levels`.
+                    "rule": "!has(self.levels) || "
+                    "self.levels.all(l, self.levels.filter(m, m == l).size() == 1)",
                     "message": "topology.levels must not repeat a level",
                     "fieldPath": ".levels",
                 }

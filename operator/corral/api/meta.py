@@ -207,6 +207,13 @@ PodTemplateSpec = Annotated[
             **PRESERVE_UNKNOWN,
             "description": "A PodTemplateSpec (metadata and spec) for each worker or replica. "
             "The API server validates it as a pod when the pod is created.",
+            # CEL can only name declared fields: without these the rule below does not compile.
+            "properties": {
+                "spec": {
+                    **PRESERVE_UNKNOWN,
+                    "properties": {"containers": {"type": "array", "items": PRESERVE_UNKNOWN}},
+                }
+            },
             "x-kubernetes-validations": [
                 {
                     "rule": "has(self.spec) && has(self.spec.containers) && size(self.spec.containers) > 0",

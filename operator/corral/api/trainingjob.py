@@ -59,8 +59,9 @@ class TopologyRequirement(SpecModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
+                    # Kubernetes' CEL has no cel.bind; `[x].all(rank, ...)` binds the map.
                     "rule": "!has(self.required) || !has(self.preferred) || "
-                    f"cel.bind(rank, {_RANK_LITERAL}, "
+                    f"[{_RANK_LITERAL}].all(rank, "
                     "self.required in rank && self.preferred in rank ? "
                     "rank[self.preferred] > rank[self.required] : self.preferred != self.required)",
                     "message": "topology.preferred must be a narrower level than topology.required",
