@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -346,18 +346,21 @@ def ensure(
     directory: Path | None = None,
     *,
     external: bool = True,
+    only: Collection[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> Binaries:
-    """Every binary, building the missing groups into the cache. Idempotent and cheap when warm."""
+    """Every binary (or those named in `only`), building the missing groups into the cache.
+    Idempotent and cheap when warm."""
     directory = directory or cache_dir()
+    wanted = [t for t in TOOLS if only is None or t.name in only]
     found = locate(directory, external=external)
-    if len(found) == len(TOOLS):
+    if all(t.name in found for t in wanted):
         return Binaries(found)
     build_seconds: dict[str, float] = {}
     with _locked(directory):
         found = locate(directory, external=external)  # another run may have built meanwhile
         for group in GROUPS:
-            missing = [t.name for t in TOOLS if t.group == group and t.name not in found]
+            missing = [t.name for t in wanted if t.group == group and t.name not in found]
             if not missing:
                 continue
             log(f"building {group} ({', '.join(missing)}) into {directory} ...")
