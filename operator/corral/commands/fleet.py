@@ -53,6 +53,9 @@ def register(subparsers: Any) -> None:
         "binaries", help="find or build the control-plane binaries (cached per version)"
     )
     binaries.add_argument("--json", action="store_true", help="machine-readable output")
+    binaries.add_argument(
+        "--which", metavar="NAME", help="print only this binary's path (e.g. kubectl)"
+    )
     binaries.set_defaults(handler=handle_binaries)
 
     nodes = verbs.add_parser("nodes", help="print the Node objects a fleet file makes (YAML)")
@@ -165,11 +168,17 @@ def _indent(text: str) -> str:
 def handle_binaries(args: argparse.Namespace) -> int:
     from corral.localfleet import binaries
 
+    known = [tool.name for tool in binaries.TOOLS]
+    if args.which and args.which not in known:
+        raise UsageError(f"--which {args.which}: not one of {', '.join(known)}")
     try:
-        found = binaries.ensure(log=_stderr)
+        found = binaries.ensure(only=[args.which] if args.which else None, log=_stderr)
     except binaries.BinaryError as exc:
         _stderr(f"corral fleet binaries: {exc}")
         return 1
+    if args.which:
+        print(found[args.which])
+        return 0
     if args.json:
         print(
             json.dumps(
