@@ -1,47 +1,63 @@
-"""`corral run`: start the operator (kopf) against the current kubeconfig."""
+"""`corral run`: start the operator (kopf) against the current kubeconfig or in-cluster config."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
+
+from corral.commands.common import UsageError
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run the operator")
     parser.add_argument(
-        "--namespace",
-        "-n",
-        action="append",
-        default=[],
-        help="watch only these namespaces (repeatable); default: all",
+        "--kubeconfig",
+        help="kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)",
     )
     parser.add_argument(
         "--metrics-port", type=int, default=8080, help="port of /metrics (default 8080; 0 = off)"
     )
     parser.add_argument(
-        "--liveness-port", type=int, default=8081, help="port of /healthz (default 8081; 0 = off)"
+        "--health-port", type=int, default=8081, help="port of /healthz (default 8081; 0 = off)"
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     parser.set_defaults(handler=handle)
 
 
+def _port(value: int, flag: str) -> int:
+    if not 0 <= value <= 65535:
+        raise UsageError(f"{flag} {value}: must be a port number from 0 to 65535")
+    return value
+
+
 def handle(args: argparse.Namespace) -> int:
     import kopf
+    from prometheus_client import start_http_server
 
-    from corral import controllers
+    from corral import controllers, metrics
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
-    if not controllers.HANDLERS:
-        logging.getLogger("corral").warning(
-            "no controllers yet: the operator starts but reconciles nothing"
-        )
+    metrics_port = _port(args.metrics_port, "--metrics-port")
+    health_port = _port(args.health_port, "--health-port")
+    if args.kubeconfig is not None and not os.path.isfile(args.kubeconfig):
+        raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    controllers.load()
+    if metrics_port:
+        try:
+            start_http_server(metrics_port, registry=metrics.REGISTRY)
+        except OSError as exc:
+            raise UsageError(f"--metrics-port {metrics_port}: {exc.strerror}") from None
     kopf.run(
-        clusterwide=not args.namespace,
-        namespaces=list(args.namespace),
-        liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz"
-        if args.liveness_port
-        else None,
+        clusterwide=True,
         standalone=True,
+        liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
+        memo=kopf.Memo(kubeconfig=args.kubeconfig),
     )
     return 0

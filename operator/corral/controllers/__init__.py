@@ -1,4 +1,6 @@
-"""kopf handlers, one module per kind: read, call the domain, write."""
+"""kopf handlers and the runtime behind them: read, call the domain, write."""
 
-HANDLERS: list[str] = []
-"""Names of the controller modules registered with kopf (empty until controllers exist)."""
+
+def load() -> None:
+    """Register the kopf handlers (importing the module is what registers them)."""
+    from corral.controllers import handlers  # noqa: F401

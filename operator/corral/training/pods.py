@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from corral.training.names import NODE_ANNOTATION, PLACEMENT_GATE, RESTART_LABEL, WORKER_INDEX_LABEL
+from corral.api.names import NODE_ANNOTATION, PLACEMENT_GATE, RESTART_LABEL, WORKER_INDEX_LABEL
 
 
 def _time(value: Any) -> datetime | None:
