@@ -3,6 +3,7 @@ named by `CORRAL_KUBECONFIG` (kind, a real cluster) — the tests do not care wh
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -50,6 +51,7 @@ class Cluster:
             result = cluster.up(fleet_file, name, log=log)
             kubectl = binaries.ensure(only=["kubectl"], log=log)["kubectl"]
         except (cluster.FleetError, binaries.BinaryError) as exc:
+            cluster.down(name, log=log)  # leave no process behind, whatever got started
             raise ClusterError(f"the local fleet {name} did not come up:\n{exc}") from exc
         return cls(result.kubeconfig, Kubectl(kubectl, result.kubeconfig), name, owned=True)
 
@@ -95,20 +97,22 @@ class Cluster:
         ]
         for name in names:
             wait_for(
-                lambda name=name: _established(self.kubectl.json("get", "crd", name)),
+                functools.partial(self._crd_established, name),
                 timeout=60,
                 message=f"CRD {name} Established",
             )
         return names
+
+    def _crd_established(self, name: str) -> bool:
+        return _established(self.kubectl.json("get", "crd", name))
 
     def create_namespace(self, hint: str) -> str:
         """A fresh namespace named after the test, with its default ServiceAccount in place
         (pods are refused until kube-controller-manager has created it)."""
         base = re.sub(r"[^a-z0-9-]+", "-", hint.lower()).strip("-")[:40].strip("-") or "test"
         name = f"e2e-{base}-{secrets.token_hex(2)}"
-        self.core.create_namespace(
-            {"metadata": {"name": name, "labels": {"e2e.corral.dev/test": "true"}}}
-        )
+        body: Any = {"metadata": {"name": name, "labels": {"e2e.corral.dev/test": "true"}}}
+        self.core.create_namespace(body)
         wait_for(
             lambda: self.core.read_namespaced_service_account("default", name),
             timeout=30,

@@ -365,7 +365,10 @@ def kwokctl_config(bins: binaries_module.Binaries) -> str:
 def _kwokctl(
     bins: binaries_module.Binaries, dirs: FleetDirs, *args: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, KWOK_WORKDIR=str(dirs.kwok_workdir))
+    # KWOK_* variables override the config file (KWOK_KUBE_APISERVER_BINARY, ...): drop them so a
+    # developer's environment cannot swap the pinned binaries.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KWOK_")}
+    env["KWOK_WORKDIR"] = str(dirs.kwok_workdir)
     command = [str(bins["kwokctl"]), "--name", dirs.name, "--config", str(dirs.config), *args]
     with dirs.log.open("a") as log:
         log.write(f"\n$ {' '.join(command)}\n")
