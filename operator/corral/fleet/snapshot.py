@@ -1,0 +1,187 @@
+"""The fleet snapshot: nodes, pods and pools, with per-pool views kept current incrementally."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from corral.api.gpupool import GPUPool
+from corral.api.selection import CapacityType
+from corral.fleet.objects import NodeRecord, PodKey, PodRecord
+from corral.fleet.pool import PoolView
+from corral.fleet.resources import Amounts, add_into
+
+
+class FleetSnapshot:
+    """Everything placement reads about the fleet.
+
+    Nodes and pods are the plain dicts the Kubernetes API returns (camelCase); pools are GPUPool
+    models. A pod counts against its node while it is not Succeeded/Failed and either is bound
+    (`spec.nodeName`) or carries Corral's `corral.dev/node` annotation (a gated worker, or a
+    planned one the controller inserts before creating it). A node selected by two pools is in
+    neither (each pool reports it as overlapping).
+
+    Updates are incremental: one pod or node change touches that node and its ancestors in each
+    capacity index, not the fleet. The placement solver only reads.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, NodeRecord] = {}
+        self.pods: dict[PodKey, PodRecord] = {}
+        self.usage: dict[str, Amounts] = {}
+        """Node name -> the summed requests of the pods counted against it (incl. `pods`)."""
+        self.pods_on: dict[str, set[PodKey]] = {}
+        self.pools: dict[str, PoolView] = {}
+        self._selected_by: dict[str, tuple[str, ...]] = {}
+        """Node name -> the pools whose nodeSelector matches it, sorted."""
+        self.version = 0
+        """Bumped by every change."""
+
+    @classmethod
+    def build(
+        cls,
+        nodes: Iterable[Mapping[str, Any]],
+        pods: Iterable[Mapping[str, Any]],
+        pools: Iterable[GPUPool],
+    ) -> FleetSnapshot:
+        snapshot = cls()
+        for pool in pools:
+            snapshot.upsert_pool(pool)
+        for pod in pods:
+            snapshot.upsert_pod(pod)
+        for node in nodes:
+            snapshot.upsert_node(node)
+        return snapshot
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def pool(self, name: str) -> PoolView | None:
+        return self.pools.get(name)
+
+    def pool_of(self, node: str) -> str | None:
+        """The pool a node belongs to (None if no pool or more than one selects it)."""
+        selected = self._selected_by.get(node, ())
+        return selected[0] if len(selected) == 1 else None
+
+    def selected_by(self, node: str) -> tuple[str, ...]:
+        return self._selected_by.get(node, ())
+
+    def overlapping_nodes(self, pool: str) -> set[str]:
+        """Nodes the pool selects that another pool selects too (they count in neither)."""
+        view = self.pools.get(pool)
+        return set(view.overlapping) if view is not None else set()
+
+    def capacity_type_of(self, node: str) -> CapacityType | None:
+        """The capacity type of a node in its pool (None if it is in no pool)."""
+        pool = self.pool_of(node)
+        return self.pools[pool].capacity_types.get(node) if pool is not None else None
+
+    # -- nodes ------------------------------------------------------------------------------
+
+    def upsert_node(self, node: Mapping[str, Any]) -> None:
+        record = NodeRecord.from_dict(node)
+        old = self.nodes.get(record.name)
+        self.nodes[record.name] = record
+        self.version += 1
+        if old is not None and old.labels == record.labels:
+            pool = self.pool_of(record.name)
+            if pool is not None:
+                self.pools[pool].replace_node(record)
+            return
+        self._place(record.name)
+
+    def remove_node(self, name: str) -> None:
+        if self.nodes.pop(name, None) is None:
+            return
+        self.version += 1
+        self._unplace(name)
+        self._selected_by.pop(name, None)
+
+    def _place(self, name: str) -> None:
+        """(Re)decide which pool holds a node, and make every view agree."""
+        record = self.nodes[name]
+        selected = tuple(
+            pool_name
+            for pool_name, view in sorted(self.pools.items())
+            if view.spec.node_selector.matches(record.labels)
+        )
+        member = selected[0] if len(selected) == 1 else None
+        for pool_name in set(self._selected_by.get(name, ())) | set(selected):
+            view = self.pools.get(pool_name)
+            if view is None:
+                continue
+            if pool_name == member:
+                view.replace_node(record)
+            else:
+                view.remove_node(name)
+            if pool_name in selected and member is None:
+                view.overlapping.add(name)
+            else:
+                view.overlapping.discard(name)
+        self._selected_by[name] = selected
+
+    def _unplace(self, name: str) -> None:
+        for pool_name in self._selected_by.get(name, ()):
+            view = self.pools.get(pool_name)
+            if view is not None:
+                view.remove_node(name)
+                view.overlapping.discard(name)
+
+    # -- pods -------------------------------------------------------------------------------
+
+    def upsert_pod(self, pod: Mapping[str, Any]) -> None:
+        record = PodRecord.from_dict(pod)
+        self._set_pod(record.key, record)
+
+    def remove_pod(self, namespace: str, name: str) -> None:
+        self._set_pod((namespace, name), None)
+
+    def _set_pod(self, key: PodKey, record: PodRecord | None) -> None:
+        old = self.pods.pop(key, None)
+        if record is not None:
+            self.pods[key] = record
+        if old is None and record is None:
+            return
+        self.version += 1
+        touched: set[str] = set()
+        if old is not None and old.counted and old.node is not None:
+            self._count(old, -1)
+            touched.add(old.node)
+        if record is not None and record.counted and record.node is not None:
+            self._count(record, 1)
+            touched.add(record.node)
+        for node in touched:
+            pool = self.pool_of(node)
+            if pool is not None:
+                self.pools[pool].refresh(node)
+
+    def _count(self, pod: PodRecord, sign: int) -> None:
+        assert pod.node is not None
+        usage = self.usage.setdefault(pod.node, {})
+        add_into(usage, pod.requests, sign)
+        on_node = self.pods_on.setdefault(pod.node, set())
+        if sign > 0:
+            on_node.add(pod.key)
+        else:
+            on_node.discard(pod.key)
+            if not on_node:
+                del self.pods_on[pod.node]
+                del self.usage[pod.node]
+
+    # -- pools ------------------------------------------------------------------------------
+
+    def upsert_pool(self, pool: GPUPool) -> None:
+        name = pool.metadata.name
+        if not name:
+            raise ValueError("a GPUPool needs metadata.name")
+        self.version += 1
+        self.pools[name] = PoolView(pool, self.usage)
+        for node in self.nodes:
+            self._place(node)
+
+    def remove_pool(self, name: str) -> None:
+        if self.pools.pop(name, None) is None:
+            return
+        self.version += 1
+        for node in self.nodes:
+            self._place(node)

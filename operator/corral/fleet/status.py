@@ -1,0 +1,117 @@
+"""A GPUPool's status figures, computed from the snapshot (the controller only writes them)."""
+
+from __future__ import annotations
+
+from corral.api.gpupool import (
+    DeviceCounts,
+    GPUPoolStatus,
+    LevelFreeCapacity,
+    PoolPrice,
+)
+from corral.fleet.pool import PoolView
+from corral.fleet.snapshot import FleetSnapshot
+from corral.fleet.topology import Domain
+
+
+def _largest(free_by_domain: dict[Domain, int], domains: list[Domain]) -> tuple[str | None, int]:
+    """The domain with the most free devices, the first by path among equals."""
+    if not domains:
+        return None, 0
+    best = min(domains, key=lambda d: (-free_by_domain.get(d, 0), d.path))
+    return best.name, free_by_domain.get(best, 0)
+
+
+def pool_status(
+    snapshot: FleetSnapshot, pool: str, observed_generation: int | None = None
+) -> GPUPoolStatus:
+    """Every figure of a pool's `GPUPoolStatus` except conditions (all zero for an unknown pool).
+    See `view_status` for the definitions."""
+    view = snapshot.pools.get(pool)
+    if view is None:
+        return GPUPoolStatus(observed_generation=observed_generation)
+    return view_status(view, observed_generation)
+
+
+def view_status(view: PoolView, observed_generation: int | None = None) -> GPUPoolStatus:
+    """Every figure of `GPUPoolStatus` except conditions.
+
+    - `devices`: capacity and allocatable are summed over all member nodes; allocated is what the
+      counted pods request; free is allocatable minus allocated on nodes that are Ready and not
+      cordoned (what a gang could use, taints aside).
+    - `levels`: per level of the pool (broadest first, hosts last), the number of domains and the
+      one with the most free devices (ties: the first by name).
+    - `fragmentation`: 1 - (free devices on wholly free nodes / free devices). A gang of
+      whole-node workers with no topology constraint can use exactly the wholly free nodes, so
+      this is the share of free devices such a gang cannot use; 0 when nothing is free.
+    - `pricePerHour`: allocated and allocatable devices at each node's capacity-type price.
+    """
+    resource = view.resource_name
+    pricing = view.spec.pricing
+    capacity = allocatable = allocated = free = whole_free = 0
+    ready = spot = 0
+    allocated_price = total_price = 0.0
+    free_by_domain: dict[Domain, int] = {}
+    topology = view.topology
+    for name, node in view.nodes.items():
+        node_allocatable = node.allocatable.get(resource, 0)
+        node_allocated = view.allocated(name)
+        capacity += node.capacity.get(resource, 0)
+        allocatable += node_allocatable
+        allocated += node_allocated
+        ready += node.ready
+        capacity_type = view.capacity_types[name]
+        spot += capacity_type == "spot"
+        price = pricing.per_device_hour(capacity_type)
+        allocated_price += price * node_allocated
+        total_price += price * node_allocatable
+        if not node.schedulable:
+            continue
+        node_free = max(0, node_allocatable - node_allocated)
+        free += node_free
+        if node_free and node_allocated == 0:
+            whole_free += node_free
+        if node_free:
+            for domain in topology.parent_of[name].ancestors():
+                free_by_domain[domain] = free_by_domain.get(domain, 0) + node_free
+
+    levels: list[LevelFreeCapacity] = []
+    for level, key in enumerate(topology.levels):
+        domains = list(topology.by_level[level].values())
+        largest, devices = _largest(free_by_domain, domains)
+        levels.append(
+            LevelFreeCapacity(
+                level=key,
+                domains=len(domains),
+                largest_free_domain=largest,
+                largest_free_devices=devices,
+            )
+        )
+    hosts = sorted(
+        (-view.free(name), topology.host_name[name])
+        for name, node in view.nodes.items()
+        if node.schedulable
+    )
+    levels.append(
+        LevelFreeCapacity(
+            level=topology.reported_levels[-1],
+            domains=len(view.nodes),
+            largest_free_domain=hosts[0][1] if hosts else None,
+            largest_free_devices=-hosts[0][0] if hosts else 0,
+        )
+    )
+    return GPUPoolStatus(
+        observed_generation=observed_generation,
+        nodes=len(view.nodes),
+        ready_nodes=ready,
+        spot_nodes=spot,
+        devices=DeviceCounts(
+            capacity=capacity, allocatable=allocatable, allocated=allocated, free=free
+        ),
+        levels=levels,
+        fragmentation=round(1 - whole_free / free, 4) if free else 0.0,
+        price_per_hour=PoolPrice(
+            allocated_per_hour=round(allocated_price, 4),
+            total_per_hour=round(total_price, 4),
+            currency=pricing.currency,
+        ),
+    )

@@ -1,0 +1,15 @@
+"""The gang placement solver: pure, exact on the objective, and explaining every refusal."""
+
+from corral.placement.filters import candidate_pools, select_pools
+from corral.placement.request import PlacementRequest
+from corral.placement.result import NoFit, Placement
+from corral.placement.solver import place
+
+__all__ = [
+    "NoFit",
+    "Placement",
+    "PlacementRequest",
+    "candidate_pools",
+    "place",
+    "select_pools",
+]

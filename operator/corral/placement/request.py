@@ -1,0 +1,117 @@
+"""What a gang asks for, reduced to plain values the solver reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from corral.api.errors import InvalidObject, describe_errors
+from corral.api.meta import Toleration
+from corral.api.selection import ALL_CAPACITY_TYPES, CapacityType
+from corral.api.trainingjob import TrainingJob
+from corral.fleet.demand import WorkerDemand
+from corral.fleet.resources import CPU, MEMORY, pod_requests
+
+TEMPLATE_SPEC = "spec.template.spec"
+
+
+@dataclass(frozen=True)
+class PlacementRequest:
+    """A gang: `workers` identical workers, all placed or none."""
+
+    key: str
+    """`namespace/name` of the workload, for messages."""
+    workers: int
+    devices_per_worker: int
+    cpu_millis_per_worker: int = 0
+    memory_bytes_per_worker: int = 0
+    tolerations: tuple[Toleration, ...] = ()
+    node_selector: tuple[tuple[str, str], ...] = ()
+    """The worker template's `spec.nodeSelector`, as sorted pairs."""
+    pools: tuple[str, ...] = ()
+    """Pools to consider; empty means every pool."""
+    accelerator_types: tuple[str, ...] = ()
+    min_memory_gib: float | None = None
+    capacity_types: tuple[CapacityType, ...] = ALL_CAPACITY_TYPES
+    capacity_prefer: CapacityType | None = None
+    jurisdictions: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    required_level: str | None = None
+    preferred_level: str | None = None
+    carbon_hour: int | None = None
+    """UTC hour for pools with an hourly carbon schedule (the caller passes the time in); None
+    compares their static figure."""
+
+    @property
+    def name(self) -> str:
+        return self.key
+
+    @property
+    def devices(self) -> int:
+        return self.workers * self.devices_per_worker
+
+    def demand(self) -> WorkerDemand:
+        return WorkerDemand.of(
+            devices=self.devices_per_worker,
+            cpu_millis=self.cpu_millis_per_worker,
+            memory_bytes=self.memory_bytes_per_worker,
+            tolerations=self.tolerations,
+            capacity_types=self.capacity_types,
+            node_selector=dict(self.node_selector),
+        )
+
+    @classmethod
+    def from_training_job(cls, job: TrainingJob) -> PlacementRequest:
+        """The gang of a TrainingJob; raises InvalidObject naming a bad template field."""
+        spec = job.spec
+        pod_spec = spec.template.get("spec")
+        pod_spec = pod_spec if isinstance(pod_spec, Mapping) else {}
+        requests = pod_requests(pod_spec)
+        meta = job.metadata
+        return cls(
+            key=f"{meta.namespace or 'default'}/{meta.name or ''}",
+            workers=spec.workers,
+            devices_per_worker=spec.accelerators_per_worker,
+            cpu_millis_per_worker=requests.get(CPU, 0),
+            memory_bytes_per_worker=requests.get(MEMORY, 0),
+            tolerations=_tolerations(pod_spec.get("tolerations")),
+            node_selector=_node_selector(pod_spec.get("nodeSelector")),
+            pools=tuple(spec.pools),
+            accelerator_types=tuple(spec.accelerator.types),
+            min_memory_gib=spec.accelerator.min_memory_gib,
+            capacity_types=tuple(spec.capacity.types),
+            capacity_prefer=spec.capacity.prefer,
+            jurisdictions=tuple(spec.residency.jurisdictions),
+            regions=tuple(spec.residency.regions),
+            required_level=spec.topology.required,
+            preferred_level=spec.topology.preferred,
+        )
+
+
+def _tolerations(value: Any) -> tuple[Toleration, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InvalidObject([f"{TEMPLATE_SPEC}.tolerations: must be a list"])
+    out = []
+    for index, item in enumerate(value):
+        try:
+            out.append(Toleration.model_validate(item))
+        except ValidationError as exc:
+            raise InvalidObject(
+                describe_errors(exc, prefix=f"{TEMPLATE_SPEC}.tolerations[{index}]")
+            ) from None
+    return tuple(out)
+
+
+def _node_selector(value: Any) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidObject([f"{TEMPLATE_SPEC}.nodeSelector: must map label keys to strings"])
+    return tuple(sorted(value.items()))

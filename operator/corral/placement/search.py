@@ -1,0 +1,454 @@
+"""The gang search inside one pool.
+
+1. Span: the narrowest level at which one domain can hold the gang (a single host first, then
+   each broader level, never broader than `topology.required`; the whole pool last).
+2. Among the domains of that level that can, the best by the objective: fewest domains at each
+   level below (exact, by the frontier programme of `corral.placement.frontier`), then best fit
+   (least free devices, the span domain first, then the used domains level by level), then
+   capacity preference and price, then names. Cheap exact lower bounds (per level, the fewest
+   domains that could hold the gang ignoring the levels above) let most candidates be skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from corral.api.gpupool import HOSTNAME_LEVEL
+from corral.fleet.demand import WorkerDemand
+from corral.fleet.pool import CapacityIndex, PoolView
+from corral.fleet.topology import Domain, Topology
+from corral.placement.frontier import (
+    Frontier,
+    cheapest_cover,
+    merge,
+    node_frontier,
+    nodes_of,
+    shifted,
+)
+from corral.placement.request import PlacementRequest
+
+PRICE_SCALE = 1000
+"""Prices compared in thousandths of the currency unit per device-hour."""
+
+
+def tree_level(topology: Topology, level: str | None) -> int | None:
+    """Tree level of a label key (the depth for the host level); None if not given."""
+    if level is None:
+        return None
+    if level == HOSTNAME_LEVEL:
+        return topology.depth
+    return topology.levels.index(level)
+
+
+def fewest(caps: list[int], workers: int) -> int | None:
+    """Least number of parts (largest first) whose capacities reach `workers`."""
+    total = 0
+    for count, cap in enumerate(sorted(caps, reverse=True), start=1):
+        total += cap
+        if total >= workers:
+            return count
+    return None
+
+
+@dataclass
+class Choice:
+    """The best way found to place the gang in one domain (or on one node)."""
+
+    key: tuple[object, ...]
+    nodes: list[str]
+    domain: Domain | None
+    """The candidate domain searched (None when a single node holds the gang)."""
+    cost: int = 0
+    """The frontier cost of the placement inside `domain`."""
+
+
+@dataclass
+class PoolPlan:
+    view: PoolView
+    workers_on: dict[str, int]
+    choice: Choice
+    search_level: int
+    """Tree level of the candidate (depth = a single node, -1 = the whole pool)."""
+    notes: list[str] = field(default_factory=list)
+
+
+class _Weights:
+    """Digit weights of the cost integer for candidates at tree level `level`."""
+
+    def __init__(self, level: int, depth: int, base: int, prefer: bool):
+        self.level = level
+        self.depth = depth
+        self.base = base
+        counted = depth - level  # levels level+1 .. depth-1, then the hosts
+        self.counted = counted
+        self.digits = 2 * counted + (1 if prefer else 0) + 1
+        top = self.digits - 1
+        self.count = [0] * (depth + 1)
+        self.fit = [0] * (depth + 1)
+        for tree_level in range(level + 1, depth + 1):
+            offset = tree_level - level - 1
+            self.count[tree_level] = base ** (top - offset)
+            self.fit[tree_level] = base ** (top - counted - offset)
+        self.prefer = base ** (top - 2 * counted) if prefer else 0
+        self.price = 1
+        # A node hanging directly under a domain of level p is a domain of its own (a loose
+        # one) at every level below p, and a host.
+        self.loose_count: dict[int, int] = {}
+        self.loose_fit: dict[int, int] = {}
+        for parent in range(level, depth):
+            self.loose_count[parent] = sum(self.count[parent + 1 :])
+            self.loose_fit[parent] = sum(self.fit[parent + 1 :])
+
+    @property
+    def ceiling(self) -> int:
+        """More than any cost."""
+        return int(self.base**self.digits)
+
+    def decode(self, cost: int) -> list[int]:
+        digits = [0] * self.digits
+        for index in range(self.digits - 1, -1, -1):
+            cost, digits[index] = divmod(cost, self.base)
+        return digits
+
+
+class PoolSearch:
+    def __init__(self, view: PoolView, request: PlacementRequest, demand: WorkerDemand):
+        self.view = view
+        self.request = request
+        self.index: CapacityIndex = view.index(demand)
+        self.topology = view.topology
+        self.depth = self.topology.depth
+        self.workers = request.workers
+        self.required = self.level_index(request.required_level)
+        pricing = view.spec.pricing
+        prices = [
+            pricing.on_demand_per_device_hour,
+            pricing.spot_per_device_hour or 0.0,
+            pricing.reserved_per_device_hour or 0.0,
+        ]
+        nodes = len(view.nodes)
+        self.base = (
+            max(
+                nodes,
+                view.total_devices,
+                nodes * round(max(prices) * PRICE_SCALE),
+            )
+            + 1
+        )
+        self._weights: dict[int, _Weights] = {}
+
+    def level_index(self, level: str | None) -> int | None:
+        return tree_level(self.topology, level)
+
+    def weights(self, level: int) -> _Weights:
+        weights = self._weights.get(level)
+        if weights is None:
+            weights = _Weights(
+                level, self.depth, self.base, self.request.capacity_prefer is not None
+            )
+            self._weights[level] = weights
+        return weights
+
+    # -- per node ---------------------------------------------------------------------------
+
+    def preference(self, node: str) -> tuple[int, int]:
+        """(not of the preferred capacity type, price in thousandths per device-hour)."""
+        prefer = self.request.capacity_prefer
+        other = int(prefer is not None and self.view.capacity_types[node] != prefer)
+        return other, self.view.price_milli[node]
+
+    def node_cost(self, node: str, parent_level: int, weights: _Weights) -> int:
+        free = self.index.free[node]
+        other, price = self.preference(node)
+        return (
+            weights.loose_count[parent_level]
+            + weights.loose_fit[parent_level] * free
+            + weights.prefer * other
+            + price
+        )
+
+    def ancestry(self, domain: Domain) -> tuple[int, ...]:
+        """Free devices of a domain's ancestors, narrowest first (a later best-fit tie-break)."""
+        room = self.index.room
+        return tuple(room.get(d, 0) for d in domain.ancestors())
+
+    # -- the search -------------------------------------------------------------------------
+
+    def run(self) -> PoolPlan | None:
+        """The best placement in this pool, or None if the gang does not fit now."""
+        workers = self.workers
+        fits = self.index.fits
+        cap = self.index.cap
+        if cap.get(self.topology.root, 0) < workers:
+            return None
+        required = self.required
+        choice = self.on_one_node()
+        if choice is not None:
+            return self.plan(choice, self.depth)
+        lowest = 0 if required is None else required
+        for level in range(self.depth - 1, lowest - 1, -1):
+            candidates = [
+                d for d in self.topology.by_level[level].values() if cap.get(d, 0) >= workers
+            ]
+            if candidates:
+                return self.plan(self.choose(level, candidates), level)
+        if required is None:
+            return self.plan(self.choose(-1, [self.topology.root]), -1)
+        del fits
+        return None
+
+    def on_one_node(self) -> Choice | None:
+        workers = self.workers
+        required = self.required
+        parent_of = self.topology.parent_of
+        fits = self.index.fits
+        free = self.index.free
+        if self.index.most_fits < workers:
+            return None
+        candidates = [
+            n
+            for n, k in fits.items()
+            if k >= workers
+            and (required is None or required == self.depth or parent_of[n].level >= required)
+        ]
+        if not candidates:
+            return None
+        tightest = min(free[n] for n in candidates)
+        ancestry: dict[Domain, tuple[int, ...]] = {}
+        keys = []
+        for node in candidates:
+            if free[node] == tightest:
+                parent = parent_of[node]
+                around = ancestry.get(parent)
+                if around is None:
+                    around = ancestry[parent] = self.ancestry(parent)
+                other, price = self.preference(node)
+                keys.append(((tightest, around, other, price, node), node))
+        key, node = min(keys)
+        return Choice(key, [node], None)
+
+    def choose(self, level: int, candidates: list[Domain]) -> Choice:
+        room = self.index.room
+        weights = self.weights(level)
+        least_count = weights.count[self.depth]
+        ordered = sorted(
+            ((self.lower_bound(d, level), room.get(d, 0), d.path, d) for d in candidates),
+            key=lambda item: item[:3],
+        )
+        best: Choice | None = None
+        for bound, free, _, domain in ordered:
+            limit = weights.ceiling
+            if best is not None and best.domain is not None:
+                if (bound, free) > best.key[:2]:
+                    break
+                # Only a placement as good on domain counts can still win (strictly better
+                # when this domain is roomier: it loses the best-fit comparison).
+                counts_floor = best.cost - best.cost % least_count
+                limit = counts_floor + (least_count if free <= room.get(best.domain, 0) else 0)
+            choice = self.evaluate(domain, level, limit)
+            if choice is not None and (best is None or choice.key < best.key):
+                best = choice
+        assert best is not None, "a domain whose capacity holds the gang has a placement"
+        return best
+
+    def lower_bound(self, domain: Domain, level: int) -> tuple[int, ...]:
+        """Per level below `domain`, the fewest domains that could hold the gang ignoring the
+        levels above: each is a lower bound of the count in any placement inside `domain`."""
+        memo = self.index.memo(("bound", level, self.workers))
+        stamp = self.index.stamp.get(domain, 0)
+        known = memo.get(domain)
+        if known is not None and known[0] == stamp:
+            bound: tuple[int, ...] = known[1]
+            return bound
+        computed = self._lower_bound(domain, level)
+        memo[domain] = (stamp, computed)
+        return computed
+
+    def _lower_bound(self, domain: Domain, level: int) -> tuple[int, ...]:
+        workers = self.workers
+        cap = self.index.cap
+        fits = self.index.fits
+        depth = self.depth
+        per_level: list[list[int]] = [[] for _ in range(depth - level)]
+        stack = [domain]
+        while stack:
+            current = stack.pop()
+            for child in current.children.values():
+                child_cap = cap.get(child, 0)
+                if child_cap:
+                    per_level[child.level - level - 1].append(child_cap)
+                    stack.append(child)
+            for node in current.nodes:
+                k = fits.get(node, 0)
+                if k:
+                    for tree_level in range(current.level + 1, depth + 1):
+                        per_level[tree_level - level - 1].append(min(k, workers))
+        return tuple(fewest(caps, workers) or len(caps) + 1 for caps in per_level)
+
+    def activation(self, domain: Domain, weights: _Weights) -> int:
+        """What using a domain at all costs: one domain at its level, and its free devices."""
+        return weights.count[domain.level] + weights.fit[domain.level] * self.index.room.get(
+            domain, 0
+        )
+
+    def frontier(self, domain: Domain, weights: _Weights, limit: int) -> Frontier:
+        """The domain's frontier, leaving out entries that cost `limit` or more.
+
+        Memoised per domain until a node under it changes (a frontier computed under a higher
+        limit serves a lower one: merges ignore entries above their limit)."""
+        memo = self.index.memo(
+            ("frontier", weights.level, self.workers, self.base, self.request.capacity_prefer)
+        )
+        stamp = self.index.stamp.get(domain, 0)
+        known = memo.get(domain)
+        if known is not None and known[0] == stamp:
+            cached_limit, cached = known[1]
+            if cached_limit >= limit:
+                assert isinstance(cached, Frontier)
+                return cached
+        frontier = self._frontier(domain, weights, limit)
+        memo[domain] = (stamp, (limit, frontier))
+        return frontier
+
+    def _frontier(self, domain: Domain, weights: _Weights, limit: int) -> Frontier:
+        activation = self.activation(domain, weights)
+        parts = self.parts(domain, weights, limit - activation)
+        if not parts:
+            return Frontier([0], [0], [None], single=True)
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = merge(combined, part, self.workers, limit - activation)
+        return shifted(combined, activation)
+
+    def parts(
+        self, domain: Domain, weights: _Weights, limit: int, node_limit: int | None = None
+    ) -> list[Frontier]:
+        """The frontiers of what lies directly in a domain: its nodes (one group), then each
+        child domain with room, by name; entries costing `limit` or more (`node_limit` for the
+        node group) are left out, and so are parts left with nothing."""
+        node_limit = limit if node_limit is None else node_limit
+        workers = self.workers
+        fits = self.index.fits
+        cap = self.index.cap
+        parts: list[Frontier] = []
+        nodes = [
+            (self.node_cost(n, domain.level, weights), min(fits[n], workers), n)
+            for n in domain.nodes
+            if fits.get(n, 0) > 0
+        ]
+        if nodes and node_limit > 0:
+            part = node_frontier(nodes, workers, node_limit)
+            if len(part.costs) > 1:
+                parts.append(part)
+        if limit <= 0:
+            return parts
+        for name in sorted(domain.children):
+            child = domain.children[name]
+            if cap.get(child, 0) > 0:
+                part = self.frontier(child, weights, limit)
+                if len(part.costs) > 1:
+                    parts.append(part)
+        return parts
+
+    def greedy(self, domain: Domain, need: int, weights: _Weights) -> int:
+        """The cost of a quick placement inside a domain (the roomiest parts first, at every
+        level): an upper bound that lets the exact search drop worse choices from the start."""
+        fits = self.index.fits
+        cap = self.index.cap
+        items: list[tuple[int, int, str, Domain | None]] = []
+        for node in domain.nodes:
+            k = min(fits.get(node, 0), need)
+            if k:
+                items.append((-k, 0, node, None))
+        for name, child in domain.children.items():
+            k = min(cap.get(child, 0), need)
+            if k:
+                items.append((-k, 1, name, child))
+        items.sort()
+        total = 0
+        for negative, _, name, inner in items:
+            if need <= 0:
+                break
+            take = min(-negative, need)
+            if inner is None:
+                total += self.node_cost(name, domain.level, weights)
+            else:
+                total += self.activation(inner, weights) + self.greedy(inner, take, weights)
+            need -= take
+        return total
+
+    def evaluate(self, domain: Domain, level: int, limit: int) -> Choice | None:
+        """The best placement inside a domain of the span level, if one costs under `limit`.
+
+        Memoised per domain until a node under it changes: a placement found is the best
+        whatever the limit; "none under the limit" holds for any lower limit."""
+        memo = self.index.memo(
+            ("evaluate", level, self.workers, self.base, self.request.capacity_prefer)
+        )
+        stamp = self.index.stamp.get(domain, 0)
+        known = memo.get(domain)
+        if known is not None and known[0] == stamp:
+            cached_limit, cached = known[1]
+            if cached is not None:
+                assert isinstance(cached, Choice)
+                return cached if cached.cost < limit else None
+            if limit <= cached_limit:
+                return None
+        choice = self._evaluate(domain, level, limit)
+        memo[domain] = (stamp, (limit, choice))
+        return choice
+
+    def _evaluate(self, domain: Domain, level: int, limit: int) -> Choice | None:
+        weights = self.weights(level)
+        workers = self.workers
+        fits = self.index.fits
+        units = [min(fits.get(n, 0), workers) for n in domain.nodes] + [
+            self.index.cap.get(child, 0) for child in domain.children.values()
+        ]
+        needed = fewest(units, workers)
+        if needed is None:
+            return None
+        limit = min(limit, self.greedy(domain, workers, weights) + 1)
+        unit = weights.count[level + 1]
+        # A child domain is one unit; every other unit used costs at least `unit`, so its own
+        # entries must leave room for them (the node group may hold several units itself).
+        parts = self.parts(domain, weights, limit - (needed - 1) * unit, limit)
+        found = cheapest_cover(parts, workers, unit, needed, limit)
+        if found is None:
+            return None
+        cost, chosen = found
+        digits = weights.decode(cost)
+        counted = weights.counted
+        counts = tuple(digits[:counted])
+        fit = tuple(digits[counted : 2 * counted])
+        rest = tuple(digits[2 * counted :])
+        parent = domain.parent
+        key = (
+            counts,
+            self.index.room.get(domain, 0),
+            fit,
+            self.ancestry(parent) if parent is not None else (),
+            rest,
+            domain.path,
+        )
+        return Choice(key, nodes_of(chosen), domain, cost)
+
+    # -- the answer -------------------------------------------------------------------------
+
+    def plan(self, choice: Choice, level: int) -> PoolPlan:
+        """Spread the workers over the chosen nodes: one each, then the rest onto the nodes with
+        the least room first (the slack stays together on the roomiest node)."""
+        fits = self.index.fits
+        workers = self.workers
+        left = workers - len(choice.nodes)
+        assert left >= 0
+        on: dict[str, int] = {node: 1 for node in choice.nodes}
+        for node in sorted(choice.nodes, key=lambda n: (fits[n], self.position(n))):
+            more = min(min(fits[node], workers) - 1, left)
+            on[node] += more
+            left -= more
+        assert left == 0, "the chosen nodes hold the gang"
+        return PoolPlan(self.view, on, choice, level)
+
+    def position(self, node: str) -> tuple[tuple[str, ...], str]:
+        return self.topology.parent_of[node].path, self.topology.host_name[node]

@@ -1,0 +1,371 @@
+"""`place(snapshot, request)`: the whole gang on nodes of one pool, or the reason it cannot be."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from corral.api.gpupool import HOSTNAME_LEVEL
+from corral.api.trainingjob import TOPOLOGY_RANK
+from corral.fleet.demand import WorkerDemand
+from corral.fleet.pool import PoolView
+from corral.fleet.resources import CPU, MEMORY, PODS
+from corral.fleet.snapshot import FleetSnapshot
+from corral.placement.explain import (
+    TIMES,
+    _cpu,
+    _memory,
+    hosts_with_room,
+    largest,
+    loose_note,
+    needs,
+    plural,
+    resource_binding,
+    room_phrase,
+    short,
+    unusable_summary,
+)
+from corral.placement.filters import select_pools
+from corral.placement.request import PlacementRequest
+from corral.placement.result import NoFit, Placement
+from corral.placement.search import PoolPlan, PoolSearch, tree_level
+
+HOST_RANK = TOPOLOGY_RANK[HOSTNAME_LEVEL]
+
+
+@dataclass
+class _Refusal:
+    reason: str
+    permanent: bool
+
+
+def place(snapshot: FleetSnapshot, request: PlacementRequest) -> Placement | NoFit:
+    """All workers on nodes of one pool, by the objective in DESIGN.md, or NoFit.
+
+    Pure: reads the snapshot, changes nothing. The same snapshot and request give the same
+    answer.
+    """
+    choice = select_pools(snapshot, request)
+    if choice.refusal is not None:
+        return NoFit(choice.refusal, permanent=True)
+    demand = request.demand()
+    best: tuple[tuple[object, ...], Placement] | None = None
+    refusals: list[tuple[str, _Refusal]] = []
+    for view in choice.views:
+        outcome = _place_in_pool(view, request, demand)
+        if isinstance(outcome, _Refusal):
+            refusals.append((view.name, outcome))
+            continue
+        key, placement = outcome
+        if best is None or key < best[0]:
+            best = (key, placement)
+    if best is not None:
+        placement = best[1]
+        notes = list(choice.notes)
+        if refusals:
+            notes.append(
+                "other pools: "
+                + "; ".join(f"{name}: {refusal.reason}" for name, refusal in refusals)
+            )
+        if notes:
+            placement = Placement(
+                pool=placement.pool,
+                assignments=placement.assignments,
+                span_level=placement.span_level,
+                span_domain=placement.span_domain,
+                domains_per_level=placement.domains_per_level,
+                explanation=placement.explanation.rstrip(".") + "; " + "; ".join(notes) + ".",
+            )
+        return placement
+    if len(refusals) == 1:
+        reason = refusals[0][1].reason
+    else:
+        reason = "; ".join(f"pool {name}: {refusal.reason}" for name, refusal in refusals)
+    if choice.notes:
+        reason += " (" + "; ".join(choice.notes) + ")"
+    return NoFit(reason, permanent=all(refusal.permanent for _, refusal in refusals))
+
+
+def _place_in_pool(
+    view: PoolView, request: PlacementRequest, demand: WorkerDemand
+) -> tuple[tuple[object, ...], Placement] | _Refusal:
+    search = PoolSearch(view, request, demand)
+    plan = search.run()
+    if plan is None:
+        return _static_refusal(view, request) or _refusal_now(view, request, demand, search)
+    return _describe(plan, search, request)
+
+
+# -- a placement, in words ------------------------------------------------------------------
+
+
+def _breadth(level: str | None, levels: tuple[str, ...]) -> float:
+    """How narrow a span level is, comparable across pools (bigger is narrower)."""
+    if level is None:
+        return -1.0
+    if level in TOPOLOGY_RANK:
+        return float(TOPOLOGY_RANK[level])
+    return float(HOST_RANK - (len(levels) - 1 - levels.index(level)))
+
+
+def _describe(
+    plan: PoolPlan, search: PoolSearch, request: PlacementRequest
+) -> tuple[tuple[object, ...], Placement]:
+    view = plan.view
+    topology = view.topology
+    order = sorted(plan.workers_on, key=search.position)
+    assignments = [node for node in order for _ in range(plan.workers_on[node])]
+    levels = topology.reported_levels
+    counts: dict[str, int] = {}
+    span_level: str | None = None
+    span_domain: str | None = None
+    for level, level_key in enumerate(topology.levels):
+        ids = set()
+        for node in order:
+            domain = topology.domain_of(node, level)
+            ids.add(domain.path if domain is not None else ("", node))
+        counts[level_key] = len(ids)
+    counts[HOSTNAME_LEVEL] = len(order)
+    if len(order) == 1:
+        span_level, span_domain = HOSTNAME_LEVEL, topology.host_name[order[0]]
+    else:
+        for level in range(topology.depth - 1, -1, -1):
+            if counts[topology.levels[level]] == 1:
+                domain = topology.domain_of(order[0], level)
+                assert domain is not None
+                span_level, span_domain = topology.levels[level], domain.name
+                break
+
+    index = search.index
+    parts = [
+        f"{plural(request.workers, 'worker')} {TIMES} {plural(request.devices_per_worker, 'device')} "
+        f"in pool {view.name}"
+    ]
+    if span_level is None:
+        parts.append("across the pool: no single domain of any level holds the gang")
+    elif span_level == HOSTNAME_LEVEL:
+        parts.append(f"on one host, {span_domain}")
+    else:
+        below = [
+            plural(counts[level_key], short(level_key))
+            for level_key in levels[levels.index(span_level) + 1 :]
+        ]
+        parts.append(
+            f"within {short(span_level)} {span_domain} ({span_level}), using {', '.join(below)}"
+        )
+    span_index = levels.index(span_level) if span_level is not None else -1
+    for kind, wanted in (
+        ("required", request.required_level),
+        ("preferred", request.preferred_level),
+    ):
+        if wanted is None:
+            continue
+        if wanted not in levels:
+            parts.append(f"{kind} {wanted} is not a level of pool {view.name}: ignored")
+        elif span_level is not None and span_index >= levels.index(wanted):
+            parts.append(f"{kind} {short(wanted)}: met")
+        else:
+            wanted_level = search.level_index(wanted)
+            assert wanted_level is not None
+            domains = (
+                list(topology.by_level[wanted_level].values())
+                if wanted_level < topology.depth
+                else []
+            )
+            biggest = largest(index, domains)
+            if biggest is not None:
+                held = index.cap.get(biggest, 0)
+            else:
+                held = max(index.fits.values(), default=0)
+            parts.append(
+                f"{kind} {short(wanted)} not met: the largest {short(wanted)} holds "
+                f"{held} of {request.workers} workers"
+            )
+    span_room = (
+        index.room.get(plan.choice.domain, 0)
+        if plan.choice.domain is not None
+        else index.free[order[0]]
+    )
+    searched = (
+        short(topology.levels[plan.search_level])
+        if 0 <= plan.search_level < topology.depth
+        else ("host" if plan.search_level == topology.depth else "pool")
+    )
+    parts.append(
+        f"best fit: the chosen {searched} had {span_room} free devices for the "
+        f"{request.devices} the gang takes"
+    )
+    types = Counter(view.capacity_types[node] for node in order)
+    capacity = ", ".join(f"{count} {kind}" for kind, count in sorted(types.items()))
+    price = sum(
+        view.price_per_device_hour(node) * plan.workers_on[node] * request.devices_per_worker
+        for node in order
+    )
+    capacity_part = f"hosts by capacity: {capacity}"
+    if request.capacity_prefer is not None:
+        capacity_part += f" (prefers {request.capacity_prefer})"
+    if price:
+        capacity_part += f"; {price:.2f} {view.spec.pricing.currency}/h"
+    parts.append(capacity_part)
+    note = loose_note(view)
+    if note is not None:
+        parts.append(note)
+    placement = Placement(
+        pool=view.name,
+        assignments=assignments,
+        span_level=span_level,
+        span_domain=span_domain,
+        domains_per_level=counts,
+        explanation="; ".join(parts) + ".",
+    )
+    carbon = view.spec.carbon
+    grams = 0.0
+    if carbon is not None:
+        grams = (
+            carbon.at_hour(request.carbon_hour)
+            if request.carbon_hour is not None
+            else carbon.grams_per_kwh
+        )
+    other = sum(
+        1
+        for node in order
+        if request.capacity_prefer is not None
+        and view.capacity_types[node] != request.capacity_prefer
+    )
+    key = (
+        -_breadth(span_level, levels),
+        len(order),
+        span_room,
+        other,
+        round(price * 1000),
+        grams,
+        view.name,
+    )
+    return key, placement
+
+
+# -- no fit, in words -----------------------------------------------------------------------
+
+
+def _empty_fits(view: PoolView, request: PlacementRequest, name: str) -> int:
+    """Workers a node would hold with nothing else on it (its state and taints aside)."""
+    node = view.nodes[name]
+    fits = node.allocatable.get(view.resource_name, 0) // request.devices_per_worker
+    if request.cpu_millis_per_worker:
+        fits = min(fits, node.allocatable.get(CPU, 0) // request.cpu_millis_per_worker)
+    if request.memory_bytes_per_worker:
+        fits = min(fits, node.allocatable.get(MEMORY, 0) // request.memory_bytes_per_worker)
+    if PODS in node.allocatable:
+        fits = min(fits, node.allocatable[PODS])
+    return max(fits, 0)
+
+
+def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | None:
+    """Reasons the gang can never fit the pool as it is, even with every pod gone."""
+    if not view.nodes:
+        return _Refusal(f"no node matches the nodeSelector of pool {view.name} (yet)", False)
+    d = request.devices_per_worker
+    resource = view.resource_name
+    most = max(node.allocatable.get(resource, 0) for node in view.nodes.values())
+    if d > most:
+        return _Refusal(
+            f"acceleratorsPerWorker={d}: no node of pool {view.name} has that many "
+            f"{resource} (the most is {most})",
+            True,
+        )
+    for amount, key, shown in (
+        (request.cpu_millis_per_worker, CPU, _cpu),
+        (request.memory_bytes_per_worker, MEMORY, _memory),
+    ):
+        if amount:
+            most = max(node.allocatable.get(key, 0) for node in view.nodes.values())
+            if amount > most:
+                return _Refusal(
+                    f"the worker template requests {shown(amount)} {key} per worker; no node of "
+                    f"pool {view.name} has that much allocatable (the most is {shown(most)})",
+                    True,
+                )
+    empty = {name: _empty_fits(view, request, name) for name in view.nodes}
+    total = sum(empty.values())
+    devices = sum(node.allocatable.get(resource, 0) for node in view.nodes.values())
+    if total < request.workers:
+        held = "" if total * d == devices else f", room for {plural(total, 'worker')}"
+        return _Refusal(
+            f"{needs(request)}; pool {view.name} has {devices} devices in all{held}",
+            True,
+        )
+    required = tree_level(view.topology, request.required_level)
+    if required is not None and required < view.topology.depth:
+        held_by: Counter[tuple[str, ...]] = Counter()
+        devices_by: Counter[tuple[str, ...]] = Counter()
+        hosts_by: Counter[tuple[str, ...]] = Counter()
+        for name in view.nodes:
+            domain = view.topology.domain_of(name, required)
+            if domain is not None:
+                held_by[domain.path] += empty[name]
+                devices_by[domain.path] += view.nodes[name].allocatable.get(resource, 0)
+                hosts_by[domain.path] += 1
+        best = min(held_by, key=lambda p: (-held_by[p], p), default=None)
+        if best is None or held_by[best] < request.workers:
+            level = view.topology.levels[required]
+            if best is None:
+                what = f"no node of pool {view.name} has a {level} label"
+            else:
+                what = (
+                    f"the largest {short(level)} of pool {view.name} has "
+                    f"{devices_by[best]} devices in {plural(hosts_by[best], 'host')} even when empty"
+                )
+            return _Refusal(f"topology.required={level}: {what}, {needs(request)}", True)
+    if required == view.topology.depth and max(empty.values()) < request.workers:
+        return _Refusal(
+            f"topology.required={HOSTNAME_LEVEL}: no node of pool {view.name} holds "
+            f"{plural(request.workers, 'worker')} even when empty, {needs(request)}",
+            True,
+        )
+    return None
+
+
+def _refusal_now(
+    view: PoolView, request: PlacementRequest, demand: WorkerDemand, search: PoolSearch
+) -> _Refusal:
+    index = search.index
+    topology = view.topology
+    root = topology.root
+    if index.cap.get(root, 0) < request.workers:
+        hosts = sum(1 for free in index.free.values() if free > 0)
+        phrase = room_phrase(index.room.get(root, 0), hosts, index.cap.get(root, 0), request)
+        return _Refusal(
+            f"pool {view.name} has {phrase}, {needs(request)}"
+            f"{resource_binding(view, index, request)}{unusable_summary(view, demand)}",
+            False,
+        )
+    required = search.required
+    assert required is not None, "without a required level the pool as a whole holds the gang"
+    level = request.required_level
+    if required == topology.depth:
+        best = max(index.fits.values(), default=0)
+        tightest = max(index.free.values(), default=0)
+        reason = (
+            f"topology.required={level}: the largest host has {tightest} free devices "
+            f"(room for {plural(best, 'worker')}), {needs(request)}"
+        )
+    else:
+        domains = list(topology.by_level[required].values())
+        biggest = largest(index, domains)
+        if biggest is None or index.cap.get(biggest, 0) == 0:
+            reason = f"topology.required={level}: no {short(level)} has room, {needs(request)}"
+        else:
+            phrase = room_phrase(
+                index.room.get(biggest, 0),
+                hosts_with_room(view, index, biggest),
+                index.cap.get(biggest, 0),
+                request,
+            )
+            reason = (
+                f"topology.required={level}: the largest {short(level)} has {phrase}, "
+                f"{needs(request)}"
+            )
+        note = loose_note(view, up_to=required)
+        if note is not None:
+            reason += f" ({note})"
+    return _Refusal(reason, False)
