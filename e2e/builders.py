@@ -23,7 +23,7 @@ class NodeBuilder:
             "type": "kwok",
             "topology.kubernetes.io/zone": "zone-a",
             "network.corral.dev/block": "b1",
-            "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+            "nvidia.com/gpu.product": "E2E-TEST-GPU",  # no pool but the test's own selects these
             "karpenter.sh/capacity-type": "on-demand",
         }
         self._gpus = 8

@@ -314,3 +314,19 @@ def test_metrics_endpoint_serves_corral_metrics(
         return text if all(w in text for w in wanted) else None
 
     wait_for(scraped, timeout=30, message="metrics with the pool's allocated devices")
+
+
+def test_reserved_env_in_the_template_fails_the_job_naming_the_field(
+    cluster: Cluster, namespace: str, make_pool: MakePool, jobs: Jobs, operator: RunningOperator
+) -> None:
+    pool = make_pool([node("h1").rack("r1")])
+    body = training_job("clash", namespace).pool(pool).obj()
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "MASTER_ADDR", "value": "x"}
+    ]
+    jobs.create(body)
+    jobs.wait_phase("clash", "Failed")
+    failed = jobs.condition("clash", "Failed")
+    assert failed is not None and failed["reason"] == "InvalidSpec"
+    assert "spec.template.spec.containers[0].env: MASTER_ADDR is set by Corral" in failed["message"]
+    assert not jobs.pods("clash")

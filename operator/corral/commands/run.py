@@ -48,6 +48,9 @@ def handle(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # kopf logs every handled watch event at INFO; the operator's own log says what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     controllers.load()
     if metrics_port:
         try:

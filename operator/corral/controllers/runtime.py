@@ -16,7 +16,7 @@ from corral.controllers.context import POOLS_KEY, SCHEDULE_KEY, Context
 from corral.controllers.gpupool import POOL_STATUS_INTERVAL_SECONDS, GPUPoolController
 from corral.controllers.scheduler import Scheduler
 from corral.controllers.trainingjob import TrainingJobController, job_view
-from corral.kube.rest import core_path, custom_path
+from corral.kube.rest import ApiError, core_path, custom_path
 
 log = logging.getLogger("corral")
 
@@ -95,16 +95,31 @@ class Operator:
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                failures = self._failures.get(key, 0) + 1
-                self._failures[key] = failures
-                delay = min(60.0, 0.5 * 2 ** min(failures, 7))
-                log.exception(
-                    "reconcile of %s failed (attempt %d); retrying in %.1fs", key, failures, delay
-                )
-                self.ctx.queue.add_after(key, delay)
+            except ApiError as exc:
+                if exc.status == 403 and "being terminated" in exc.message:
+                    # The namespace is going away and takes the job with it: nothing to do.
+                    log.info("%s: its namespace is being deleted; not retrying", key)
+                    self._failures.pop(key, None)
+                else:
+                    self._retry(key, exc)
+            except Exception as exc:
+                self._retry(key, exc)
             finally:
                 self.ctx.queue.done(key)
+
+    def _retry(self, key: str, exc: Exception) -> None:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(60.0, 0.5 * 2 ** min(failures, 7))
+        log.error(
+            "reconcile of %s failed (attempt %d): %s; retrying in %.1fs",
+            key,
+            failures,
+            exc,
+            delay,
+            exc_info=not isinstance(exc, ApiError),
+        )
+        self.ctx.queue.add_after(key, delay)
 
     async def _dispatch(self, key: str) -> None:
         if key == SCHEDULE_KEY:
