@@ -96,12 +96,17 @@ def build(
     return snapshot, PlacementRequest.from_training_job(builder.obj())
 
 
+NAMES = {ZONE: "zone", BLOCK: "block", RACK: "rack"}
+
+
 def domain_id(host: dict[str, Any], tree: list[str], level: int) -> tuple[str | None, ...]:
-    names = {ZONE: "zone", BLOCK: "block", RACK: "rack"}
-    path = tuple(host[names[key]] for key in tree[: level + 1])
-    if None in path:
-        return ("loose", host["name"])
-    return path
+    """What a host counts as at a level: its domain there (the path of labels down to it); if it
+    lacks that label, its first labelled domain below; if none, the host itself."""
+    path = tuple(host[NAMES[key]] for key in tree)
+    for narrower in range(level, len(tree)):
+        if path[narrower] is not None:
+            return ("domain", *path[: narrower + 1])
+    return ("host", host["name"])
 
 
 def counts_of(hosts: list[dict[str, Any]], tree: list[str]) -> tuple[int, ...]:
@@ -126,8 +131,9 @@ def brute_force(case: dict[str, Any]) -> tuple[int, ...] | None:
             hosts = [h for h, _ in subset]
             if required is not None and required != HOST:
                 level = tree.index(required)
-                ids = {domain_id(h, tree, level) for h in hosts}
-                if len(ids) != 1 or next(iter(ids))[0] == "loose":
+                if any(h[NAMES[required]] is None for h in hosts):
+                    continue
+                if len({domain_id(h, tree, level) for h in hosts}) != 1:
                     continue
             if required == HOST and len(hosts) != 1:
                 continue

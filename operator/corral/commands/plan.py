@@ -1,17 +1,160 @@
-"""`corral plan`: not built yet (see the README's status)."""
+"""`corral plan`: where a TrainingJob would be placed on a given fleet, without a cluster.
+
+    corral plan --nodes NODES.yaml --job JOB.yaml [--pools POOLS.yaml] [--pods PODS.yaml]
+                [--output json|text]
+
+Exit status: 0 placed, 3 no fit, 2 invalid input (the message names the file and the field).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
-from corral.commands.common import UsageError
+from corral.api.errors import InvalidObject
+from corral.api.gpupool import GPUPool
+from corral.api.objects import parse_object
+from corral.api.trainingjob import TrainingJob
+from corral.commands.common import UsageError, read_documents
+from corral.fleet import FleetSnapshot, NodeRecord, default_pool
+from corral.placement import NoFit, Placement, PlacementRequest, place
+
+EXIT_PLACED = 0
+EXIT_NO_FIT = 3
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("plan", help="not implemented yet")
+    parser = subparsers.add_parser(
+        "plan",
+        help="show where a TrainingJob would be placed on a fleet (no cluster needed)",
+        description="Place a TrainingJob's gang on the nodes of a fleet described in files, "
+        "and explain the choice or the reason it does not fit. Exit status: 0 placed, "
+        "3 no fit, 2 invalid input.",
+    )
+    parser.add_argument(
+        "--nodes",
+        required=True,
+        metavar="NODES.yaml",
+        help="Node objects (`kubectl get nodes -o yaml`, or a multi-document YAML)",
+    )
+    parser.add_argument("--job", required=True, metavar="JOB.yaml", help="one TrainingJob")
+    parser.add_argument(
+        "--pools",
+        metavar="POOLS.yaml",
+        help="GPUPool objects (default: one pool `default` of every node with devices, its "
+        "levels the network.corral.dev/* labels present and kubernetes.io/hostname)",
+    )
+    parser.add_argument(
+        "--pods",
+        metavar="PODS.yaml",
+        help="Pods already bound to nodes (`kubectl get pods -A -o yaml`); their requests are "
+        "taken from the nodes",
+    )
+    parser.add_argument("--output", "-o", choices=("json", "text"), default="text")
     parser.set_defaults(handler=handle)
 
 
+def _objects(path: str, kind: str) -> list[dict[str, Any]]:
+    objects = []
+    for number, document in enumerate(read_documents(path), start=1):
+        if not isinstance(document, dict):
+            raise UsageError(f"{path}: document {number} is not a {kind} object (a mapping)")
+        found = document.get("kind", kind)
+        if found != kind:
+            raise UsageError(f"{path}: document {number} is a {found}, expected {kind}")
+        metadata = document.get("metadata")
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
+            raise UsageError(f"{path}: {kind} (document {number}): metadata.name: required")
+        objects.append(document)
+    return objects
+
+
+def _job(path: str) -> TrainingJob:
+    documents = read_documents(path)
+    if len(documents) != 1:
+        raise UsageError(f"{path}: expected one TrainingJob, found {len(documents)} documents")
+    document = documents[0]
+    if isinstance(document, dict) and document.get("kind") == "InferenceService":
+        raise UsageError(f"{path}: kind: InferenceService cannot be planned yet (TrainingJob only)")
+    try:
+        job = parse_object(document, expect="TrainingJob")
+    except InvalidObject as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    assert isinstance(job, TrainingJob)
+    return job
+
+
+def _pools(path: str) -> list[GPUPool]:
+    pools = []
+    for number, document in enumerate(read_documents(path), start=1):
+        try:
+            pool = parse_object(document, expect="GPUPool")
+        except InvalidObject as exc:
+            name = document.get("metadata", {}).get("name") if isinstance(document, dict) else None
+            which = f"GPUPool {name}" if isinstance(name, str) else f"document {number}"
+            raise UsageError(f"{path}: {which}: {exc}") from None
+        assert isinstance(pool, GPUPool)
+        if not pool.metadata.name:
+            raise UsageError(f"{path}: document {number}: metadata.name: required")
+        pools.append(pool)
+    return pools
+
+
+def build_snapshot(
+    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], pools: list[GPUPool] | None
+) -> FleetSnapshot:
+    """The snapshot `corral plan` places on: the given pools, or the default one."""
+    if pools is None:
+        records = [NodeRecord.from_dict(node) for node in nodes]
+        pool, members = default_pool(records)
+        names = {record.name for record in members}
+        return FleetSnapshot.build(
+            [node for node in nodes if node["metadata"]["name"] in names], pods, [pool]
+        )
+    return FleetSnapshot.build(nodes, pods, pools)
+
+
+def plan(
+    nodes: list[dict[str, Any]],
+    job: TrainingJob,
+    pools: list[GPUPool] | None = None,
+    pods: list[dict[str, Any]] | None = None,
+) -> Placement | NoFit:
+    try:
+        request = PlacementRequest.from_training_job(job)
+    except InvalidObject as exc:
+        raise UsageError(str(exc)) from None
+    return place(build_snapshot(nodes, pods or [], pools), request)
+
+
+def _text(result: Placement | NoFit) -> str:
+    if isinstance(result, NoFit):
+        kind = "never fits" if result.permanent else "does not fit now"
+        return f"not placed ({kind}): {result.reason}\n"
+    if result.span_level is None:
+        span = "the whole pool"
+    else:
+        span = f"{result.span_level}={result.span_domain}"
+    lines = [f"placed in pool {result.pool}, span {span}"]
+    width = len(str(len(result.assignments) - 1))
+    lines += [
+        f"  worker {index:>{width}} -> {node}" for index, node in enumerate(result.assignments)
+    ]
+    lines.append(result.explanation)
+    return "\n".join(lines) + "\n"
+
+
 def handle(args: argparse.Namespace) -> int:
-    raise UsageError("not implemented yet")
+    nodes = _objects(args.nodes, "Node")
+    job = _job(args.job)
+    pools = _pools(args.pools) if args.pools else None
+    pods = _objects(args.pods, "Pod") if args.pods else []
+    if pools is not None and not pools:
+        raise UsageError(f"{args.pools}: no GPUPool in the file")
+    result = plan(nodes, job, pools, pods)
+    if args.output == "json":
+        print(json.dumps(result.to_dict(), indent=None))
+    else:
+        print(_text(result), end="")
+    return EXIT_PLACED if isinstance(result, Placement) else EXIT_NO_FIT

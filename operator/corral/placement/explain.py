@@ -28,27 +28,28 @@ def plural(count: int, word: str) -> str:
 
 
 def needs(request: PlacementRequest) -> str:
+    """`the gang needs 32 (4 workers x 8)` (with a multiplication sign): its devices."""
     return (
-        f"the gang needs {request.devices} devices "
+        f"the gang needs {request.devices} "
         f"({plural(request.workers, 'worker')} {TIMES} {request.devices_per_worker})"
     )
 
 
-def _cpu(millis: int) -> str:
+def cpu_text(millis: int) -> str:
     return f"{millis // 1000}" if millis % 1000 == 0 else f"{millis}m"
 
 
-def _memory(size: int) -> str:
+def memory_text(size: int) -> str:
     for suffix, power in (("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)):
         if size % (1 << power) == 0:
             return f"{size >> power}{suffix}"
     return str(size)
 
 
-def loose_note(view: PoolView, up_to: int | None = None) -> str | None:
-    """Says which nodes sit in no domain of some level (only levels <= up_to, if given)."""
+def unlabelled_note(view: PoolView, up_to: int | None = None) -> str | None:
+    """Says which nodes are in no domain of some level (only levels <= up_to, if given)."""
     parts = []
-    for level, count in enumerate(view.topology.loose):
+    for level, count in enumerate(view.topology.unlabelled):
         if not count or (up_to is not None and level > up_to):
             continue
         key = view.topology.levels[level]
@@ -56,8 +57,8 @@ def loose_note(view: PoolView, up_to: int | None = None) -> str | None:
     if not parts:
         return None
     return (
-        f"{', '.join(parts)} in pool {view.name}: such a node is in no domain of that level or "
-        "below, so only gangs without a topology constraint at those levels use it"
+        f"{', '.join(parts)} in pool {view.name}: such a node is in no domain of that level, "
+        "so only gangs without a topology constraint at that level use it"
     )
 
 
@@ -99,43 +100,46 @@ def room_phrase(free: int, hosts: int, fits: int, request: PlacementRequest) -> 
     return phrase
 
 
-def resource_binding(view: PoolView, index: CapacityIndex, request: PlacementRequest) -> str:
-    """When devices alone would hold more workers than cpu, memory or pod slots allow."""
-    d = request.devices_per_worker
-    by_devices = sum(free // d for free in index.free.values())
-    if by_devices <= index.cap.get(view.topology.root, 0):
+def workers_by_resource(
+    request: PlacementRequest, free: dict[str, int], free_devices: int
+) -> dict[str, int]:
+    """How many workers one node's free amounts hold, per resource the worker asks for."""
+    out = {"devices": free_devices // request.devices_per_worker}
+    if request.cpu_millis_per_worker:
+        out["cpu"] = max(0, free.get(CPU, 0)) // request.cpu_millis_per_worker
+    if request.memory_bytes_per_worker:
+        out["memory"] = max(0, free.get(MEMORY, 0)) // request.memory_bytes_per_worker
+    if PODS in free:
+        out["pods"] = max(0, free[PODS])
+    return out
+
+
+def binding_resources(request: PlacementRequest, totals: Counter[str]) -> str:
+    """`, but cpu (10 per worker) allows only 2`: the resources that hold fewer workers than the
+    devices do (empty when the devices bind)."""
+    shown = {
+        "cpu": f"cpu ({cpu_text(request.cpu_millis_per_worker)} per worker)",
+        "memory": f"memory ({memory_text(request.memory_bytes_per_worker)} per worker)",
+        "pods": "pod slots",
+    }
+    tighter = [
+        f"{shown[name]} only {count}"
+        for name, count in totals.items()
+        if name != "devices" and count < totals["devices"]
+    ]
+    if not tighter:
         return ""
-    shortest: Counter[str] = Counter()
+    return f"; devices alone would hold {plural(totals['devices'], 'worker')}, {', '.join(tighter)}"
+
+
+def resource_binding(view: PoolView, index: CapacityIndex, request: PlacementRequest) -> str:
+    """When cpu, memory or pod slots hold fewer workers than the free devices would."""
+    totals: Counter[str] = Counter()
     for name, free in index.free.items():
-        if free < d:
+        if not free:
             continue
         node = view.nodes[name]
         used = view.usage(name)
-        if request.cpu_millis_per_worker and (
-            node.allocatable.get(CPU, 0) - used.get(CPU, 0) < request.cpu_millis_per_worker
-        ):
-            shortest["cpu"] += 1
-        elif request.memory_bytes_per_worker and (
-            node.allocatable.get(MEMORY, 0) - used.get(MEMORY, 0) < request.memory_bytes_per_worker
-        ):
-            shortest["memory"] += 1
-        elif PODS in node.allocatable and node.allocatable[PODS] - used.get(PODS, 0) < 1:
-            shortest["pods"] += 1
-    parts = []
-    if shortest["cpu"]:
-        parts.append(
-            f"{plural(shortest['cpu'], 'host')} with free devices lack "
-            f"{_cpu(request.cpu_millis_per_worker)} cpu"
-        )
-    if shortest["memory"]:
-        parts.append(
-            f"{plural(shortest['memory'], 'host')} with free devices lack "
-            f"{_memory(request.memory_bytes_per_worker)} memory"
-        )
-    if shortest["pods"]:
-        parts.append(f"{plural(shortest['pods'], 'host')} with free devices have no pod slot left")
-    return "; " + ", ".join(parts) if parts else ""
-
-
-def describe_resources(request: PlacementRequest) -> tuple[str, str]:
-    return _cpu(request.cpu_millis_per_worker), _memory(request.memory_bytes_per_worker)
+        amounts = {key: node.allocatable[key] - used.get(key, 0) for key in node.allocatable}
+        totals.update(workers_by_resource(request, amounts, free))
+    return binding_resources(request, totals)

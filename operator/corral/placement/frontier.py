@@ -92,46 +92,56 @@ def node_frontier(nodes: list[tuple[int, int, str]], workers: int, limit: int) -
 
 def merge(left: Frontier, right: Frontier, workers: int, limit: int) -> Frontier:
     """Both parts together: the cheapest cost below `limit` for every coverage, Pareto-pruned."""
-    best: dict[int, tuple[int, int, int]] = {}
+    if len(right.costs) == 1:
+        return left
+    if len(left.costs) == 1:
+        return Frontier(right.costs, right.covs, right.chosen)
+    top = max(left.covs) + max(right.covs)
+    size = min(workers, top) + 1
+    best = [limit] * size
+    origin = [0] * size
     right_costs = right.costs
     right_covs = right.covs
     width = len(right_costs)
-    get = best.get
     for i, (cost_i, cov_i) in enumerate(zip(left.costs, left.covs, strict=True)):
+        base = i * width
         for j in range(width):
             cost = cost_i + right_costs[j]
             if cost >= limit:
                 break  # further entries of `right` only cost more
             cov = cov_i + right_covs[j]
             if cov >= workers:
-                current = get(workers)
-                if current is None or cost < current[0]:
-                    best[workers] = (cost, i, j)
+                if cost < best[workers]:
+                    best[workers] = cost
+                    origin[workers] = base + j
                 break
-            current = get(cov)
-            if current is None or cost < current[0]:
-                best[cov] = (cost, i, j)
+            if cost < best[cov]:
+                best[cov] = cost
+                origin[cov] = base + j
     costs: list[int] = []
     covs: list[int] = []
     chosen: list[Chosen] = []
     running = limit
-    for cov in sorted(best, reverse=True):
-        cost, i, j = best[cov]
+    left_chosen = left.chosen
+    right_chosen = right.chosen
+    for cov in range(size - 1, -1, -1):
+        cost = best[cov]
         if cost < running:
             running = cost
+            i, j = divmod(origin[cov], width)
             costs.append(cost)
             covs.append(cov)
-            chosen.append(_pair(left.chosen[i], right.chosen[j]))
+            chosen.append(_pair(left_chosen[i], right_chosen[j]))
     costs.reverse()
     covs.reverse()
     chosen.reverse()
     return Frontier(costs, covs, chosen)
 
 
-def shifted(frontier: Frontier, activation: int) -> Frontier:
+def shifted(frontier: Frontier, activation: int, single: bool = True) -> Frontier:
     """The frontier of a domain from its contents': using it at all costs `activation` more."""
     costs = [0] + [cost + activation for cost in frontier.costs[1:]]
-    return Frontier(costs, frontier.covs, frontier.chosen, single=True)
+    return Frontier(costs, frontier.covs, frontier.chosen, single=single)
 
 
 def cheapest_cover(

@@ -4,9 +4,14 @@
    each broader level, never broader than `topology.required`; the whole pool last).
 2. Among the domains of that level that can, the best by the objective: fewest domains at each
    level below (exact, by the frontier programme of `corral.placement.frontier`), then best fit
-   (least free devices, the span domain first, then the used domains level by level), then
-   capacity preference and price, then names. Cheap exact lower bounds (per level, the fewest
-   domains that could hold the gang ignoring the levels above) let most candidates be skipped.
+   (least free devices: the span domain first, then the used domains level by level, then the
+   span domain's ancestors), then capacity preference and price, then names. Cheap exact lower
+   bounds (per level, the fewest domains that could hold the gang ignoring the levels above)
+   let most candidates be skipped, and every result is memoised per domain until a node under
+   it changes.
+
+Counting follows `corral.fleet.topology`: a node without some level's label counts, at that
+level, as its first labelled domain below (or as itself).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from corral.placement.frontier import (
 from corral.placement.request import PlacementRequest
 
 PRICE_SCALE = 1000
-"""Prices compared in thousandths of the currency unit per device-hour."""
+"""Prices are compared in thousandths of the currency unit per device-hour."""
 
 
 def tree_level(topology: Topology, level: str | None) -> int | None:
@@ -73,11 +78,15 @@ class PoolPlan:
 
 
 class _Weights:
-    """Digit weights of the cost integer for candidates at tree level `level`."""
+    """Digit weights of the cost integer for candidates at tree level `level`.
+
+    Digits, most significant first: domains used at each level below `level` and hosts; free
+    devices of the used domains at each of those levels and of the used hosts; hosts not of the
+    preferred capacity type (when one is preferred); summed price per device-hour.
+    """
 
     def __init__(self, level: int, depth: int, base: int, prefer: bool):
         self.level = level
-        self.depth = depth
         self.base = base
         counted = depth - level  # levels level+1 .. depth-1, then the hosts
         self.counted = counted
@@ -90,14 +99,6 @@ class _Weights:
             self.count[tree_level] = base ** (top - offset)
             self.fit[tree_level] = base ** (top - counted - offset)
         self.prefer = base ** (top - 2 * counted) if prefer else 0
-        self.price = 1
-        # A node hanging directly under a domain of level p is a domain of its own (a loose
-        # one) at every level below p, and a host.
-        self.loose_count: dict[int, int] = {}
-        self.loose_fit: dict[int, int] = {}
-        for parent in range(level, depth):
-            self.loose_count[parent] = sum(self.count[parent + 1 :])
-            self.loose_fit[parent] = sum(self.fit[parent + 1 :])
 
     @property
     def ceiling(self) -> int:
@@ -110,6 +111,21 @@ class _Weights:
             cost, digits[index] = divmod(cost, self.base)
         return digits
 
+    def span(self, first: int, last: int) -> tuple[int, int]:
+        """Summed (count, fit) weights of levels first..last (one unit at each)."""
+        return sum(self.count[first : last + 1]), sum(self.fit[first : last + 1])
+
+
+def _unlabelled_above(domain: Domain) -> int:
+    """The level of the broadest of the unlabelled domains directly above `domain` (its own
+    level if its parent is labelled): a unit counts at every level from there down."""
+    first = domain.level
+    parent = domain.parent
+    while parent is not None and not parent.labelled:
+        first = parent.level
+        parent = parent.parent
+    return first
+
 
 class PoolSearch:
     def __init__(self, view: PoolView, request: PlacementRequest, demand: WorkerDemand):
@@ -119,23 +135,19 @@ class PoolSearch:
         self.topology = view.topology
         self.depth = self.topology.depth
         self.workers = request.workers
-        self.required = self.level_index(request.required_level)
+        self.required = tree_level(self.topology, request.required_level)
         pricing = view.spec.pricing
-        prices = [
+        highest = max(
             pricing.on_demand_per_device_hour,
             pricing.spot_per_device_hour or 0.0,
             pricing.reserved_per_device_hour or 0.0,
-        ]
-        nodes = len(view.nodes)
-        self.base = (
-            max(
-                nodes,
-                view.total_devices,
-                nodes * round(max(prices) * PRICE_SCALE),
-            )
-            + 1
         )
+        nodes = len(view.nodes)
+        # Every digit's total stays below the base: counts below the number of nodes, free
+        # devices below the pool's devices, prices below nodes x the highest price.
+        self.base = max(nodes, view.total_devices, nodes * round(highest * PRICE_SCALE)) + 1
         self._weights: dict[int, _Weights] = {}
+        self._memo_key = (self.workers, self.base, request.capacity_prefer)
 
     def level_index(self, level: str | None) -> int | None:
         return tree_level(self.topology, level)
@@ -149,7 +161,7 @@ class PoolSearch:
             self._weights[level] = weights
         return weights
 
-    # -- per node ---------------------------------------------------------------------------
+    # -- costs ------------------------------------------------------------------------------
 
     def preference(self, node: str) -> tuple[int, int]:
         """(not of the preferred capacity type, price in thousandths per device-hour)."""
@@ -157,34 +169,57 @@ class PoolSearch:
         other = int(prefer is not None and self.view.capacity_types[node] != prefer)
         return other, self.view.price_milli[node]
 
-    def node_cost(self, node: str, parent_level: int, weights: _Weights) -> int:
+    def node_cost(self, node: str, weights: _Weights) -> int:
+        """Using a node: one host (and one domain at each unlabelled level above it)."""
         free = self.index.free[node]
         other, price = self.preference(node)
-        return (
-            weights.loose_count[parent_level]
-            + weights.loose_fit[parent_level] * free
-            + weights.prefer * other
-            + price
-        )
+        count, fit = weights.span(_unlabelled_above_node(self.topology, node), self.depth)
+        return count + fit * free + weights.prefer * other + price
+
+    def activation(self, domain: Domain, weights: _Weights) -> int:
+        """Using a labelled domain at all: one domain at its level (and at each unlabelled
+        level above it), with its free devices; an unlabelled one costs nothing itself."""
+        if not domain.labelled:
+            return 0
+        count, fit = weights.span(_unlabelled_above(domain), domain.level)
+        return count + fit * self.index.room.get(domain, 0)
 
     def ancestry(self, domain: Domain) -> tuple[int, ...]:
-        """Free devices of a domain's ancestors, narrowest first (a later best-fit tie-break)."""
+        """Free devices of a domain and its ancestors, narrowest first (a best-fit tie-break)."""
         room = self.index.room
         return tuple(room.get(d, 0) for d in domain.ancestors())
+
+    def units(self, domain: Domain) -> list[int]:
+        """The workers each unit directly in a domain holds: its nodes at the deepest level,
+        else its labelled children, and what unlabelled children contain, as units."""
+        workers = self.workers
+        if domain.nodes:
+            fits = self.index.fits
+            return [min(fits.get(n, 0), workers) for n in domain.nodes if fits.get(n, 0)]
+        out: list[int] = []
+        cap = self.index.cap
+        for child in domain.children.values():
+            held = cap.get(child, 0)
+            if not held:
+                continue
+            if child.labelled:
+                out.append(held)
+            else:
+                out.extend(self.units(child))
+        return out
 
     # -- the search -------------------------------------------------------------------------
 
     def run(self) -> PoolPlan | None:
         """The best placement in this pool, or None if the gang does not fit now."""
         workers = self.workers
-        fits = self.index.fits
         cap = self.index.cap
         if cap.get(self.topology.root, 0) < workers:
             return None
-        required = self.required
         choice = self.on_one_node()
         if choice is not None:
             return self.plan(choice, self.depth)
+        required = self.required
         lowest = 0 if required is None else required
         for level in range(self.depth - 1, lowest - 1, -1):
             candidates = [
@@ -194,22 +229,25 @@ class PoolSearch:
                 return self.plan(self.choose(level, candidates), level)
         if required is None:
             return self.plan(self.choose(-1, [self.topology.root]), -1)
-        del fits
         return None
 
     def on_one_node(self) -> Choice | None:
         workers = self.workers
-        required = self.required
-        parent_of = self.topology.parent_of
-        fits = self.index.fits
-        free = self.index.free
         if self.index.most_fits < workers:
             return None
+        required = self.required
+        topology = self.topology
+        fits = self.index.fits
+        free = self.index.free
         candidates = [
             n
             for n, k in fits.items()
             if k >= workers
-            and (required is None or required == self.depth or parent_of[n].level >= required)
+            and (
+                required is None
+                or required == self.depth
+                or topology.domain_of(n, required) is not None
+            )
         ]
         if not candidates:
             return None
@@ -218,7 +256,7 @@ class PoolSearch:
         keys = []
         for node in candidates:
             if free[node] == tightest:
-                parent = parent_of[node]
+                parent = topology.parent_of[node]
                 around = ancestry.get(parent)
                 if around is None:
                     around = ancestry[parent] = self.ancestry(parent)
@@ -232,7 +270,7 @@ class PoolSearch:
         weights = self.weights(level)
         least_count = weights.count[self.depth]
         ordered = sorted(
-            ((self.lower_bound(d, level), room.get(d, 0), d.path, d) for d in candidates),
+            ((self.lower_bound(d, level), room.get(d, 0), d.sort_key(), d) for d in candidates),
             key=lambda item: item[:3],
         )
         best: Choice | None = None
@@ -252,8 +290,8 @@ class PoolSearch:
         return best
 
     def lower_bound(self, domain: Domain, level: int) -> tuple[int, ...]:
-        """Per level below `domain`, the fewest domains that could hold the gang ignoring the
-        levels above: each is a lower bound of the count in any placement inside `domain`."""
+        """Per level below `domain` (hosts last), the fewest units that could hold the gang
+        ignoring the levels above: a lower bound of the count in any placement inside it."""
         memo = self.index.memo(("bound", level, self.workers))
         stamp = self.index.stamp.get(domain, 0)
         known = memo.get(domain)
@@ -267,38 +305,24 @@ class PoolSearch:
     def _lower_bound(self, domain: Domain, level: int) -> tuple[int, ...]:
         workers = self.workers
         cap = self.index.cap
-        fits = self.index.fits
-        depth = self.depth
-        per_level: list[list[int]] = [[] for _ in range(depth - level)]
-        stack = [domain]
-        while stack:
-            current = stack.pop()
-            for child in current.children.values():
-                child_cap = cap.get(child, 0)
-                if child_cap:
-                    per_level[child.level - level - 1].append(child_cap)
-                    stack.append(child)
-            for node in current.nodes:
-                k = fits.get(node, 0)
-                if k:
-                    for tree_level in range(current.level + 1, depth + 1):
-                        per_level[tree_level - level - 1].append(min(k, workers))
+        per_level: list[list[int]] = [[] for _ in range(self.depth - level)]
+        current = [domain]
+        while current:
+            below: list[Domain] = []
+            for parent in current:
+                units = self.units(parent)
+                depth_index = (parent.level + 1) - level - 1
+                per_level[depth_index].extend(units)
+                below.extend(c for c in parent.children.values() if cap.get(c, 0))
+            current = below
         return tuple(fewest(caps, workers) or len(caps) + 1 for caps in per_level)
-
-    def activation(self, domain: Domain, weights: _Weights) -> int:
-        """What using a domain at all costs: one domain at its level, and its free devices."""
-        return weights.count[domain.level] + weights.fit[domain.level] * self.index.room.get(
-            domain, 0
-        )
 
     def frontier(self, domain: Domain, weights: _Weights, limit: int) -> Frontier:
         """The domain's frontier, leaving out entries that cost `limit` or more.
 
         Memoised per domain until a node under it changes (a frontier computed under a higher
         limit serves a lower one: merges ignore entries above their limit)."""
-        memo = self.index.memo(
-            ("frontier", weights.level, self.workers, self.base, self.request.capacity_prefer)
-        )
+        memo = self.index.memo(("frontier", weights.level, *self._memo_key))
         stamp = self.index.stamp.get(domain, 0)
         known = memo.get(domain)
         if known is not None and known[0] == stamp:
@@ -314,64 +338,64 @@ class PoolSearch:
         activation = self.activation(domain, weights)
         parts = self.parts(domain, weights, limit - activation)
         if not parts:
-            return Frontier([0], [0], [None], single=True)
+            return Frontier([0], [0], [None], single=domain.labelled)
         combined = parts[0]
         for part in parts[1:]:
             combined = merge(combined, part, self.workers, limit - activation)
-        return shifted(combined, activation)
+        return shifted(combined, activation, single=domain.labelled)
 
     def parts(
-        self, domain: Domain, weights: _Weights, limit: int, node_limit: int | None = None
+        self, domain: Domain, weights: _Weights, limit: int, single_limit: int | None = None
     ) -> list[Frontier]:
-        """The frontiers of what lies directly in a domain: its nodes (one group), then each
-        child domain with room, by name; entries costing `limit` or more (`node_limit` for the
-        node group) are left out, and so are parts left with nothing."""
-        node_limit = limit if node_limit is None else node_limit
+        """The frontiers of what lies directly in a domain: its nodes (one group) or its
+        unlabelled children first, then its labelled children by name. Entries costing `limit`
+        or more (`single_limit` for labelled children) are left out, and so are empty parts."""
+        single_limit = limit if single_limit is None else single_limit
         workers = self.workers
         fits = self.index.fits
         cap = self.index.cap
         parts: list[Frontier] = []
-        nodes = [
-            (self.node_cost(n, domain.level, weights), min(fits[n], workers), n)
-            for n in domain.nodes
-            if fits.get(n, 0) > 0
-        ]
-        if nodes and node_limit > 0:
-            part = node_frontier(nodes, workers, node_limit)
-            if len(part.costs) > 1:
-                parts.append(part)
-        if limit <= 0:
-            return parts
-        for name in sorted(domain.children):
-            child = domain.children[name]
-            if cap.get(child, 0) > 0:
-                part = self.frontier(child, weights, limit)
-                if len(part.costs) > 1:
-                    parts.append(part)
-        return parts
+        if domain.nodes and limit > 0:
+            nodes = [
+                (self.node_cost(n, weights), min(fits[n], workers), n)
+                for n in domain.nodes
+                if fits.get(n, 0) > 0
+            ]
+            if nodes:
+                parts.append(node_frontier(nodes, workers, limit))
+        children = sorted(
+            (c for c in domain.children.values() if cap.get(c, 0) > 0),
+            key=lambda c: (c.labelled, c.sort_key()),
+        )
+        for child in children:
+            child_limit = single_limit if child.labelled else limit
+            if child_limit > 0:
+                parts.append(self.frontier(child, weights, child_limit))
+        return [part for part in parts if len(part.costs) > 1]
 
     def greedy(self, domain: Domain, need: int, weights: _Weights) -> int:
         """The cost of a quick placement inside a domain (the roomiest parts first, at every
         level): an upper bound that lets the exact search drop worse choices from the start."""
         fits = self.index.fits
         cap = self.index.cap
-        items: list[tuple[int, int, str, Domain | None]] = []
-        for node in domain.nodes:
-            k = min(fits.get(node, 0), need)
+        items: list[tuple[int, tuple[str, ...], str | None, Domain | None]] = []
+        for name in domain.nodes:
+            k = min(fits.get(name, 0), need)
             if k:
-                items.append((-k, 0, node, None))
-        for name, child in domain.children.items():
+                items.append((-k, (), name, None))
+        for child in domain.children.values():
             k = min(cap.get(child, 0), need)
             if k:
-                items.append((-k, 1, name, child))
+                items.append((-k, child.sort_key(), None, child))
         items.sort()
         total = 0
-        for negative, _, name, inner in items:
+        for negative, _, node, inner in items:
             if need <= 0:
                 break
             take = min(-negative, need)
             if inner is None:
-                total += self.node_cost(name, domain.level, weights)
+                assert node is not None
+                total += self.node_cost(node, weights)
             else:
                 total += self.activation(inner, weights) + self.greedy(inner, take, weights)
             need -= take
@@ -382,9 +406,7 @@ class PoolSearch:
 
         Memoised per domain until a node under it changes: a placement found is the best
         whatever the limit; "none under the limit" holds for any lower limit."""
-        memo = self.index.memo(
-            ("evaluate", level, self.workers, self.base, self.request.capacity_prefer)
-        )
+        memo = self.index.memo(("evaluate", level, *self._memo_key))
         stamp = self.index.stamp.get(domain, 0)
         known = memo.get(domain)
         if known is not None and known[0] == stamp:
@@ -401,35 +423,27 @@ class PoolSearch:
     def _evaluate(self, domain: Domain, level: int, limit: int) -> Choice | None:
         weights = self.weights(level)
         workers = self.workers
-        fits = self.index.fits
-        units = [min(fits.get(n, 0), workers) for n in domain.nodes] + [
-            self.index.cap.get(child, 0) for child in domain.children.values()
-        ]
-        needed = fewest(units, workers)
+        needed = fewest(self.units(domain), workers)
         if needed is None:
             return None
         limit = min(limit, self.greedy(domain, workers, weights) + 1)
         unit = weights.count[level + 1]
-        # A child domain is one unit; every other unit used costs at least `unit`, so its own
-        # entries must leave room for them (the node group may hold several units itself).
-        parts = self.parts(domain, weights, limit - (needed - 1) * unit, limit)
+        # A labelled child is one unit; every other unit used costs at least `unit`, so its
+        # entries must leave room for them (nodes and unlabelled children may hold several).
+        parts = self.parts(domain, weights, limit, limit - (needed - 1) * unit)
         found = cheapest_cover(parts, workers, unit, needed, limit)
         if found is None:
             return None
         cost, chosen = found
         digits = weights.decode(cost)
         counted = weights.counted
-        counts = tuple(digits[:counted])
-        fit = tuple(digits[counted : 2 * counted])
-        rest = tuple(digits[2 * counted :])
-        parent = domain.parent
         key = (
-            counts,
+            tuple(digits[:counted]),
             self.index.room.get(domain, 0),
-            fit,
-            self.ancestry(parent) if parent is not None else (),
-            rest,
-            domain.path,
+            tuple(digits[counted : 2 * counted]),
+            self.ancestry(domain.parent) if domain.parent is not None else (),
+            tuple(digits[2 * counted :]),
+            domain.sort_key(),
         )
         return Choice(key, nodes_of(chosen), domain, cost)
 
@@ -451,4 +465,13 @@ class PoolSearch:
         return PoolPlan(self.view, on, choice, level)
 
     def position(self, node: str) -> tuple[tuple[str, ...], str]:
-        return self.topology.parent_of[node].path, self.topology.host_name[node]
+        return self.topology.parent_of[node].sort_key(), self.topology.host_name[node]
+
+
+def _unlabelled_above_node(topology: Topology, node: str) -> int:
+    """For a node: the broadest level of the unlabelled domains directly above it (the depth,
+    i.e. the host level only, when its deepest domain is labelled)."""
+    parent = topology.parent_of[node]
+    if parent.labelled:
+        return topology.depth
+    return _unlabelled_above(parent)

@@ -13,17 +13,19 @@ from corral.fleet.resources import CPU, MEMORY, PODS
 from corral.fleet.snapshot import FleetSnapshot
 from corral.placement.explain import (
     TIMES,
-    _cpu,
-    _memory,
+    binding_resources,
+    cpu_text,
     hosts_with_room,
     largest,
-    loose_note,
+    memory_text,
     needs,
     plural,
     resource_binding,
     room_phrase,
     short,
+    unlabelled_note,
     unusable_summary,
+    workers_by_resource,
 )
 from corral.placement.filters import select_pools
 from corral.placement.request import PlacementRequest
@@ -120,11 +122,7 @@ def _describe(
     span_level: str | None = None
     span_domain: str | None = None
     for level, level_key in enumerate(topology.levels):
-        ids = set()
-        for node in order:
-            domain = topology.domain_of(node, level)
-            ids.add(domain.path if domain is not None else ("", node))
-        counts[level_key] = len(ids)
+        counts[level_key] = len({topology.unit_of(node, level) for node in order})
     counts[HOSTNAME_LEVEL] = len(order)
     if len(order) == 1:
         span_level, span_domain = HOSTNAME_LEVEL, topology.host_name[order[0]]
@@ -207,9 +205,17 @@ def _describe(
     if price:
         capacity_part += f"; {price:.2f} {view.spec.pricing.currency}/h"
     parts.append(capacity_part)
-    note = loose_note(view)
-    if note is not None:
-        parts.append(note)
+    if search.required is not None and search.required < topology.depth:
+        note = unlabelled_note(view, up_to=search.required)
+        if note is not None:
+            parts.append(note)
+    for level, level_key in enumerate(topology.levels):
+        lacking = sum(1 for node in order if topology.domain_of(node, level) is None)
+        if lacking:
+            parts.append(
+                f"{plural(lacking, 'chosen host')} without a {level_key} label (counted at that "
+                "level as their first labelled domain below, or as themselves)"
+            )
     placement = Placement(
         pool=view.name,
         assignments=assignments,
@@ -274,8 +280,8 @@ def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | Non
             True,
         )
     for amount, key, shown in (
-        (request.cpu_millis_per_worker, CPU, _cpu),
-        (request.memory_bytes_per_worker, MEMORY, _memory),
+        (request.cpu_millis_per_worker, CPU, cpu_text),
+        (request.memory_bytes_per_worker, MEMORY, memory_text),
     ):
         if amount:
             most = max(node.allocatable.get(key, 0) for node in view.nodes.values())
@@ -287,25 +293,30 @@ def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | Non
                 )
     empty = {name: _empty_fits(view, request, name) for name in view.nodes}
     total = sum(empty.values())
-    devices = sum(node.allocatable.get(resource, 0) for node in view.nodes.values())
     if total < request.workers:
-        held = "" if total * d == devices else f", room for {plural(total, 'worker')}"
+        totals: Counter[str] = Counter()
+        for node in view.nodes.values():
+            totals.update(
+                workers_by_resource(request, node.allocatable, node.allocatable.get(resource, 0))
+            )
+        binding = binding_resources(request, totals)
         return _Refusal(
-            f"{needs(request)}; pool {view.name} has {devices} devices in all{held}",
+            f"{needs(request)}; pool {view.name} has {view.total_devices} devices in all"
+            + (f"{binding} (even with every pod gone)" if binding else ""),
             True,
         )
     required = tree_level(view.topology, request.required_level)
     if required is not None and required < view.topology.depth:
-        held_by: Counter[tuple[str, ...]] = Counter()
-        devices_by: Counter[tuple[str, ...]] = Counter()
-        hosts_by: Counter[tuple[str, ...]] = Counter()
+        held_by: Counter[tuple[str | None, ...]] = Counter()
+        devices_by: Counter[tuple[str | None, ...]] = Counter()
+        hosts_by: Counter[tuple[str | None, ...]] = Counter()
         for name in view.nodes:
             domain = view.topology.domain_of(name, required)
             if domain is not None:
                 held_by[domain.path] += empty[name]
                 devices_by[domain.path] += view.nodes[name].allocatable.get(resource, 0)
                 hosts_by[domain.path] += 1
-        best = min(held_by, key=lambda p: (-held_by[p], p), default=None)
+        best = min(held_by, key=lambda p: (-held_by[p], [v or "" for v in p]), default=None)
         if best is None or held_by[best] < request.workers:
             level = view.topology.levels[required]
             if best is None:
@@ -315,7 +326,12 @@ def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | Non
                     f"the largest {short(level)} of pool {view.name} has "
                     f"{devices_by[best]} devices in {plural(hosts_by[best], 'host')} even when empty"
                 )
-            return _Refusal(f"topology.required={level}: {what}, {needs(request)}", True)
+            note = unlabelled_note(view, up_to=required)
+            return _Refusal(
+                f"topology.required={level}: {what}, {needs(request)}"
+                + (f" ({note})" if note else ""),
+                True,
+            )
     if required == view.topology.depth and max(empty.values()) < request.workers:
         return _Refusal(
             f"topology.required={HOSTNAME_LEVEL}: no node of pool {view.name} holds "
@@ -365,7 +381,7 @@ def _refusal_now(
                 f"topology.required={level}: the largest {short(level)} has {phrase}, "
                 f"{needs(request)}"
             )
-        note = loose_note(view, up_to=required)
+        note = unlabelled_note(view, up_to=required)
         if note is not None:
             reason += f" ({note})"
     return _Refusal(reason, False)
