@@ -9,6 +9,7 @@ must agree on feasibility, on that vector, and so on the span.
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from typing import Any
 
@@ -18,6 +19,9 @@ from hypothesis import strategies as st
 from corral.fleet import FleetSnapshot
 from corral.fleet.testing import BLOCK, HOST, RACK, ZONE, job, node, pod, pool
 from corral.placement import NoFit, Placement, PlacementRequest, place
+
+SCALE = int(os.environ.get("CORRAL_PROPERTY_SCALE", "1"))
+"""Multiplies the number of generated examples (e.g. 30 for a long run)."""
 
 LEVEL_SETS = [
     [ZONE, BLOCK, RACK, HOST],
@@ -63,6 +67,45 @@ def fleets(draw: st.DrawFn) -> dict[str, Any]:
         "required": required,
         "prefer": draw(st.sampled_from([None, "spot", "on-demand"])),
         "tree": tree,
+    }
+
+
+@st.composite
+def trees(draw: st.DrawFn) -> dict[str, Any]:
+    """Fully built trees (zones > blocks > racks > hosts), a label now and then missing."""
+    hosts: list[dict[str, Any]] = []
+    for z in range(draw(st.integers(1, 2))):
+        for b in range(draw(st.integers(1, 2))):
+            for r in range(draw(st.integers(1, 3))):
+                for _ in range(draw(st.integers(1, 3))):
+                    if len(hosts) == 12:
+                        break
+                    missing = draw(st.sampled_from([None] * 12 + ["zone", "block", "rack"]))
+                    host = {
+                        "name": f"n{len(hosts):02d}",
+                        "zone": f"z{z}",
+                        "block": f"b{b}",
+                        "rack": f"r{r}",
+                        "gpus": 8,
+                        "used": draw(st.sampled_from([0, 0, 0, 2, 4, 8])),
+                        "ready": True,
+                        "tainted": False,
+                        "spot": draw(st.booleans()),
+                    }
+                    if missing:
+                        host[missing] = None
+                    hosts.append(host)
+    devices = draw(st.sampled_from([2, 4, 8, 8]))
+    room = sum((h["gpus"] - h["used"]) // devices for h in hosts)
+    levels = [ZONE, BLOCK, RACK, HOST]
+    return {
+        "levels": levels,
+        "hosts": hosts,
+        "workers": draw(st.integers(max(1, min(2, room)), max(1, min(12, room + 1)))),
+        "devices": devices,
+        "required": draw(st.sampled_from([None, None, ZONE, BLOCK, RACK])),
+        "prefer": draw(st.sampled_from([None, "spot"])),
+        "tree": [ZONE, BLOCK, RACK],
     }
 
 
@@ -143,9 +186,19 @@ def brute_force(case: dict[str, Any]) -> tuple[int, ...] | None:
     return best
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleets())
 def test_solver_agrees_with_exhaustive_search(case: dict[str, Any]) -> None:
+    check_against_brute_force(case)
+
+
+@settings(max_examples=200 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trees())
+def test_solver_agrees_with_exhaustive_search_on_deep_trees(case: dict[str, Any]) -> None:
+    check_against_brute_force(case)
+
+
+def check_against_brute_force(case: dict[str, Any]) -> None:
     snapshot, request = build(case)
     result = place(snapshot, request)
     expected = brute_force(case)

@@ -17,7 +17,7 @@ def _largest(free_by_domain: dict[Domain, int], domains: list[Domain]) -> tuple[
     """The domain with the most free devices, the first by path among equals."""
     if not domains:
         return None, 0
-    best = min(domains, key=lambda d: (-free_by_domain.get(d, 0), d.path))
+    best = min(domains, key=lambda d: (-free_by_domain.get(d, 0), d.sort_key()))
     return best.name, free_by_domain.get(best, 0)
 
 

@@ -70,7 +70,9 @@ def unusable_summary(view: PoolView, demand: WorkerDemand) -> str:
             reasons[why] += 1
     if not reasons:
         return ""
-    shown = [f"{count} {why}" for why, count in sorted(reasons.items(), key=lambda i: -i[1])[:4]]
+    shown = [
+        f"{count} {why}" for why, count in sorted(reasons.items(), key=lambda i: (-i[1], i[0]))[:4]
+    ]
     return (
         f" ({len(view.nodes) - sum(reasons.values())} of {plural(len(view.nodes), 'node')} "
         f"usable: {', '.join(shown)})"
@@ -81,7 +83,7 @@ def largest(index: CapacityIndex, domains: list[Domain]) -> Domain | None:
     """The domain holding the most workers (then most free devices, then first by name)."""
     if not domains:
         return None
-    return min(domains, key=lambda d: (-index.cap.get(d, 0), -index.room.get(d, 0), d.path))
+    return min(domains, key=lambda d: (-index.cap.get(d, 0), -index.room.get(d, 0), d.sort_key()))
 
 
 def hosts_with_room(view: PoolView, index: CapacityIndex, domain: Domain) -> int:

@@ -223,13 +223,25 @@ class PoolSearch:
         lowest = 0 if required is None else required
         for level in range(self.depth - 1, lowest - 1, -1):
             candidates = [
-                d for d in self.topology.by_level[level].values() if cap.get(d, 0) >= workers
+                d
+                for d in self.topology.by_level[level].values()
+                if cap.get(d, 0) >= workers and self.within_required(d)
             ]
             if candidates:
                 return self.plan(self.choose(level, candidates), level)
         if required is None:
             return self.plan(self.choose(-1, [self.topology.root]), -1)
         return None
+
+    def within_required(self, domain: Domain) -> bool:
+        """Whether a domain lies inside one labelled domain of the required level."""
+        required = self.required
+        if required is None:
+            return True
+        while domain.level > required:
+            assert domain.parent is not None
+            domain = domain.parent
+        return domain.labelled
 
     def on_one_node(self) -> Choice | None:
         workers = self.workers
