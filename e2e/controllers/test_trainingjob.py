@@ -330,3 +330,39 @@ def test_reserved_env_in_the_template_fails_the_job_naming_the_field(
     assert failed is not None and failed["reason"] == "InvalidSpec"
     assert "spec.template.spec.containers[0].env: MASTER_ADDR is set by Corral" in failed["message"]
     assert not jobs.pods("clash")
+
+
+def test_a_worker_deleted_by_someone_else_is_recreated_on_its_node(
+    cluster: Cluster, namespace: str, make_pool: MakePool, jobs: Jobs, operator: RunningOperator
+) -> None:
+    pool = make_pool([node("h1").rack("r1"), node("h2").rack("r1")])
+    jobs.create(training_job("steady", namespace).workers(2).gpus(8).pool(pool).obj())
+    status = jobs.wait_phase("steady", "Running")
+    victim = next(p for p in jobs.pods("steady") if p["metadata"]["name"] == "steady-w1-r0")
+    cluster.core.delete_namespaced_pod("steady-w1-r0", namespace, grace_period_seconds=0)
+
+    def recreated() -> dict[str, Any] | None:
+        pods = {p["metadata"]["name"]: p for p in jobs.pods("steady")}
+        pod = pods.get("steady-w1-r0")
+        fresh = pod and pod["metadata"]["uid"] != victim["metadata"]["uid"]
+        return pod if fresh and pod["status"].get("phase") == "Running" else None
+
+    pod = wait_for(recreated, timeout=60, message="worker 1 recreated and Running")
+    assert pod["spec"]["nodeName"] == status["placement"]["nodes"][1]
+    assert jobs.status("steady")["attempt"] == 0
+    assert "WorkerRecreated" in jobs.event_reasons("steady")
+
+
+def test_deleting_a_job_deletes_its_workers_and_service(
+    cluster: Cluster, namespace: str, make_pool: MakePool, jobs: Jobs, operator: RunningOperator
+) -> None:
+    pool = make_pool([node("h1").rack("r1")])
+    jobs.create(training_job("shortlived", namespace).workers(1).gpus(8).pool(pool).obj())
+    jobs.wait_phase("shortlived", "Running")
+    jobs.delete("shortlived")
+    wait_for(lambda: not jobs.pods("shortlived"), timeout=60, message="workers garbage-collected")
+    wait_for(
+        lambda: not cluster.kubectl("get", "service", "-n", namespace, "-o", "name").strip(),
+        timeout=60,
+        message="rendezvous Service garbage-collected",
+    )

@@ -46,3 +46,9 @@ COST = Counter(
     ["namespace", "pool", "currency"],
     registry=REGISTRY,
 )
+STATUS_WRITES = Counter(
+    "corral_status_writes_total",
+    "Status patches the operator sent, by kind (unchanged status is never written).",
+    ["kind"],
+    registry=REGISTRY,
+)

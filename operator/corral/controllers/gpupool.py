@@ -122,3 +122,4 @@ class GPUPoolController:
             custom_path("gpupools", None, obj["metadata"]["name"], "status"), {"status": patch}
         )
         self.ctx.cache.apply_pool("MODIFIED", answer)
+        metrics.STATUS_WRITES.labels(kind="GPUPool").inc()

@@ -146,6 +146,7 @@ class TrainingJobController:
             {"status": patch},
         )
         self.ctx.cache.apply_job("MODIFIED", answer)
+        metrics.STATUS_WRITES.labels(kind="TrainingJob").inc()
         return answer
 
     async def execute(self, obj: Obj, view: JobView, decision: Decision) -> None:
