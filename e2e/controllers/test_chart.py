@@ -1,0 +1,151 @@
+"""The Helm chart: it renders, its objects pass the real API server (restricted pod security
+included), and its RBAC is enough for the operator to do its whole job — and no more."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from builders import node, training_job
+from corral.localfleet import binaries
+from harness import Cluster, ManagedProcess
+from harness.cluster import REPO
+from operator_support import Jobs, MakePool, free_port
+
+RELEASE = "corral"
+
+
+def render(namespace: str) -> list[dict[str, Any]]:
+    helm = binaries.ensure(only=["helm"], log=lambda _: None)["helm"]
+    out = subprocess.run(
+        [str(helm), "template", RELEASE, str(REPO / "charts" / "corral"), "--namespace", namespace],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def token_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])["cluster"]
+    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=1h").strip()
+    cluster_entry = {"server": server["server"]}
+    if "certificate-authority-data" in server:
+        cluster_entry["certificate-authority-data"] = server["certificate-authority-data"]
+    elif "certificate-authority" in server:
+        ca = Path(server["certificate-authority"]).read_bytes()
+        cluster_entry["certificate-authority-data"] = base64.b64encode(ca).decode()
+    else:
+        cluster_entry["insecure-skip-tls-verify"] = True
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": cluster_entry}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": account}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_chart_renders_the_generated_crds_and_a_restricted_deployment(namespace: str) -> None:
+    docs = render(namespace)
+    kinds = sorted(doc["kind"] for doc in docs)
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    container = pod["containers"][0]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    resources = {r for rule in role["rules"] for r in rule["resources"]}
+    assert "secrets" not in resources and "*" not in resources
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert "*" not in verbs
+
+
+def test_chart_objects_pass_the_api_server_under_restricted_pod_security(
+    cluster: Cluster, namespace: str
+) -> None:
+    cluster.kubectl(
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    )
+    manifest = yaml.safe_dump_all(render(namespace))
+    done = cluster.kubectl.run("apply", "--dry-run=server", "-f", "-", input=manifest)
+    assert "would violate PodSecurity" not in done.stderr, done.stderr
+
+
+def test_operator_does_its_job_with_only_the_charts_rbac(
+    cluster: Cluster,
+    namespace: str,
+    make_pool: MakePool,
+    jobs: Jobs,
+    spawn: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    docs = [
+        d
+        for d in render(namespace)
+        if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+    ]
+    for doc in docs:  # cluster-scoped names are made unique to this test
+        if doc["kind"] != "ServiceAccount":
+            doc["metadata"]["name"] = f"{namespace}-corral"
+        if doc["kind"] == "ClusterRoleBinding":
+            doc["roleRef"]["name"] = f"{namespace}-corral"
+    cluster.kubectl.run("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    account = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    try:
+        who = f"system:serviceaccount:{namespace}:{account}"
+        assert (
+            cluster.kubectl.run(
+                "auth", "can-i", "list", "secrets", "--as", who, "-A", check=False
+            ).stdout.strip()
+            == "no"
+        )
+        assert (
+            cluster.kubectl.run(
+                "auth", "can-i", "update", "trainingjobs.corral.dev", "--as", who, "-A", check=False
+            ).stdout.strip()
+            == "no"
+        )
+        kubeconfig = token_kubeconfig(cluster, namespace, account, tmp_path / "sa.kubeconfig")
+        pool = make_pool([node("h1").rack("r1"), node("h2").rack("r1")])
+        process = spawn(
+            [
+                sys.executable,
+                "-m",
+                "corral",
+                "run",
+                f"--kubeconfig={kubeconfig}",
+                f"--metrics-port={free_port()}",
+                f"--health-port={free_port()}",
+            ],
+            name="corral-sa",
+        )
+        process.wait_for_log(r"cache seeded", timeout=60)
+        jobs.create(training_job("rbac", namespace).workers(2).gpus(8).pool(pool).obj())
+        status = jobs.wait_phase("rbac", "Running")
+        assert len(status["placement"]["nodes"]) == 2
+        assert "Placed" in jobs.event_reasons("rbac")
+        # An RBAC denial reads `... is forbidden: User "system:serviceaccount:..." cannot ...`.
+        assert f'User "{who}" cannot' not in process.logs()
+    finally:
+        for kind in ("clusterrolebinding", "clusterrole"):
+            cluster.kubectl.run(
+                "delete", kind, f"{namespace}-corral", "--ignore-not-found", check=False
+            )
