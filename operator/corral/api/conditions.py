@@ -17,36 +17,19 @@ def set_condition(
     generation: int | None,
 ) -> list[Condition]:
     """A new list with the condition of `type_` replaced (or added), order kept."""
-    out: list[Condition] = []
-    found = False
-    for condition in conditions:
-        if condition.type != type_:
-            out.append(condition)
-            continue
-        found = True
-        transition = condition.last_transition_time if condition.status == status else now
-        out.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=transition,
-                observed_generation=generation,
-            )
-        )
-    if not found:
-        out.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now,
-                observed_generation=generation,
-            )
-        )
-    return out
+    previous = get_condition(conditions, type_)
+    unchanged = previous is not None and previous.status == status
+    condition = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=previous.last_transition_time if unchanged and previous else now,
+        observed_generation=generation,
+    )
+    if previous is None:
+        return [*conditions, condition]
+    return [condition if c.type == type_ else c for c in conditions]
 
 
 def get_condition(conditions: list[Condition], type_: str) -> Condition | None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, get_args
 
 from corral import metrics
 from corral.api import TrainingJob
+from corral.api.trainingjob import TrainingPhase
 from corral.controllers.context import POOLS_KEY, SCHEDULE_KEY, Context
 from corral.controllers.gpupool import POOL_STATUS_INTERVAL_SECONDS, GPUPoolController
 from corral.controllers.scheduler import Scheduler
@@ -21,17 +22,7 @@ from corral.kube.rest import ApiError, core_path, custom_path
 log = logging.getLogger("corral")
 
 Obj = dict[str, Any]
-PHASES = (
-    "Pending",
-    "Queued",
-    "Placing",
-    "Running",
-    "Checkpointing",
-    "Recovering",
-    "Succeeded",
-    "Failed",
-    "Suspended",
-)
+PHASES: tuple[str, ...] = get_args(TrainingPhase)
 
 
 class Operator:

@@ -362,6 +362,14 @@ def admit(
     status.queued_since = None
     if status.phase in ("Pending", "Queued"):
         status.phase = "Placing"
+    _admitted(status, job, now)
+    status.conditions = set_condition(
+        status.conditions, "Placed", "True", "GangPlaced", explanation, now, job.generation
+    )
+    return status
+
+
+def _admitted(status: TrainingJobStatus, job: JobView, now: datetime) -> None:
     status.conditions = set_condition(
         status.conditions,
         "Admitted",
@@ -371,10 +379,6 @@ def admit(
         now,
         job.generation,
     )
-    status.conditions = set_condition(
-        status.conditions, "Placed", "True", "GangPlaced", explanation, now, job.generation
-    )
-    return status
 
 
 def refuse(
@@ -402,15 +406,7 @@ def refuse(
         status.phase = "Queued"
     if status.queued_since is None:
         status.queued_since = job.created
-    status.conditions = set_condition(
-        status.conditions,
-        "Admitted",
-        "True",
-        "Admitted",
-        "the job passed admission",
-        now,
-        job.generation,
-    )
+    _admitted(status, job, now)
     status.conditions = set_condition(
         status.conditions, "Placed", "False", "NoFit", reason, now, job.generation
     )
