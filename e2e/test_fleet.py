@@ -3,6 +3,7 @@ kube-scheduler honouring selectors, taints, gates and GPU capacity, controllers 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -176,7 +177,10 @@ def test_scheduler_counts_gpus_and_respects_taints(cluster: Cluster, namespace: 
     assert f"Insufficient {GPU}" in condition.message
 
     taint = {"key": "e2e.corral.dev/tainted", "value": namespace, "effect": "NoSchedule"}
-    core.patch_node(name, {"spec": {"taints": [taint]}})
+    original = json.loads(core.read_node(name, _preload_content=False).data)["spec"].get(
+        "taints", []
+    )
+    core.patch_node(name, {"spec": {"taints": [*original, taint]}})
     try:
         core.create_namespaced_pod(namespace, _pod("intolerant", node_selector=pin))
         condition = wait_for(
@@ -201,7 +205,7 @@ def test_scheduler_counts_gpus_and_respects_taints(cluster: Cluster, namespace: 
             lambda: _phase(cluster, namespace, "tolerant") == "Running", message="tolerant Running"
         )
     finally:
-        core.patch_node(name, {"spec": {"taints": None}})
+        core.patch_node(name, {"spec": {"taints": original or None}})
 
 
 def test_scheduling_gate_holds_a_pod_until_removed(cluster: Cluster, namespace: str) -> None:

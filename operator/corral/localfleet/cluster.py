@@ -283,9 +283,23 @@ def _list_fleet_nodes(api: Any, fleet_name: str | None = None) -> list[dict[str,
     return items
 
 
+SYSTEM_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/")
+"""Taints Kubernetes itself manages (not-ready, unreachable, ...): `up` neither sets nor removes them."""
+
+
+def _is_system_taint(taint: dict[str, Any]) -> bool:
+    return str(taint.get("key", "")).startswith(SYSTEM_TAINT_PREFIXES)
+
+
 def _is_ready(node: dict[str, Any]) -> bool:
     conditions = node.get("status", {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _is_schedulable(node: dict[str, Any]) -> bool:
+    """Ready, and kube-controller-manager has lifted its not-ready/unreachable taints."""
+    taints = node.get("spec", {}).get("taints") or []
+    return _is_ready(node) and not any(_is_system_taint(t) for t in taints)
 
 
 def status(name: str) -> FleetStatus:
@@ -508,7 +522,8 @@ def _differs(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
     labels = existing["metadata"].get("labels") or {}
     if any(labels.get(k) != v for k, v in desired["metadata"]["labels"].items()):
         return True
-    if (existing.get("spec", {}).get("taints") or []) != desired["spec"].get("taints", []):
+    ours = [t for t in existing.get("spec", {}).get("taints") or [] if not _is_system_taint(t)]
+    if ours != desired["spec"].get("taints", []):
         return True
     capacity = existing.get("status", {}).get("capacity") or {}
     return any(capacity.get(k) != v for k, v in desired["status"]["capacity"].items())
@@ -537,9 +552,14 @@ def sync_nodes(api: Any, fleet: fleetfile.Fleet) -> tuple[int, int, int]:
         node_name = body["metadata"]["name"]
         old_labels = existing[node_name]["metadata"].get("labels") or {}
         ours = {k: None for k in old_labels if k not in body["metadata"]["labels"]}
+        system = [
+            t
+            for t in existing[node_name].get("spec", {}).get("taints") or []
+            if _is_system_taint(t)
+        ]
         patch = {
             "metadata": {"labels": ours | body["metadata"]["labels"]},
-            "spec": {"taints": body["spec"].get("taints", [])},
+            "spec": {"taints": system + body["spec"].get("taints", [])},
         }
         core.patch_node(node_name, patch, _preload_content=False)
         core.patch_node_status(node_name, {"status": body["status"]}, _preload_content=False)
@@ -554,13 +574,14 @@ def sync_nodes(api: Any, fleet: fleetfile.Fleet) -> tuple[int, int, int]:
 
 
 def wait_nodes_ready(api: Any, fleet: fleetfile.Fleet, timeout: float = 300) -> int:
-    """Wait until kwok has every node of the fleet Ready; the count, or FleetError on timeout."""
+    """Wait until every node of the fleet is Ready (kwok) and schedulable (kube-controller-manager
+    lifted its not-ready taint); the count, or FleetError on timeout."""
     want = {h.name for h in fleetfile.hosts(fleet)}
     deadline = time.monotonic() + timeout
     ready: set[str] = set()
     while True:
         items = _list_fleet_nodes(api)
-        ready = {n["metadata"]["name"] for n in items if _is_ready(n)} & want
+        ready = {n["metadata"]["name"] for n in items if _is_schedulable(n)} & want
         if ready == want:
             return len(ready)
         if time.monotonic() > deadline:
