@@ -51,3 +51,14 @@ def test_kwokctl_config_uses_local_binaries_on_loopback() -> None:
         "manage-nodes-with-annotation-selector": "kwok.x-k8s.io/node=fake",
     }
     assert [d["kind"] for d in documents[1:]] == ["Stage"] * len(stages.ALL)
+
+
+def test_ports_are_fixed_at_creation_and_free() -> None:
+    ports = cluster.free_ports(len(cluster.PORT_OPTIONS))
+    assert len(set(ports)) == len(ports) and all(20000 <= p < 32700 for p in ports)
+    fake = binaries.Binaries(
+        {t.name: binaries.Found(Path("/cache") / t.name, "cache") for t in binaries.TOOLS}
+    )
+    chosen = dict(zip(cluster.PORT_OPTIONS, ports, strict=True))
+    options = next(yaml.safe_load_all(cluster.kwokctl_config(fake, chosen)))["options"]
+    assert {k: options[k] for k in cluster.PORT_OPTIONS} == chosen

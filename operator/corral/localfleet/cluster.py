@@ -24,8 +24,10 @@ import fcntl
 import functools
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -337,10 +339,38 @@ def status(name: str) -> FleetStatus:
 # --- kwokctl ---------------------------------------------------------------------------------
 
 
-def kwokctl_config(bins: binaries_module.Binaries) -> str:
-    """The kwokctl configuration: local binaries, loopback only, kwok managing annotated nodes,
-    and every stage (stock + Corral's)."""
-    options = {
+PORT_OPTIONS = (
+    "etcdPort",
+    "etcdPeerPort",
+    "kubeApiserverPort",
+    "kubeControllerManagerPort",
+    "kubeSchedulerPort",
+    "kwokControllerPort",
+)
+
+
+def free_ports(count: int, low: int = 20000, high: int = 32700) -> list[int]:
+    """`count` distinct loopback ports that are free now, drawn at random below the ephemeral
+    range. kwokctl's own choice counts down from 32767 in every process, so two fleets created
+    at the same moment (two checkouts, two CI jobs) would pick the same ports."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = random.randrange(low, high)
+        if port in chosen:
+            continue
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+    return chosen
+
+
+def kwokctl_config(bins: binaries_module.Binaries, ports: dict[str, int] | None = None) -> str:
+    """The kwokctl configuration: local binaries, loopback only (on `ports` when given), kwok
+    managing annotated nodes, and every stage (stock + Corral's)."""
+    options: dict[str, Any] = {
         "runtime": "binary",
         "bindAddress": "127.0.0.1",
         "kubeApiserverBinary": str(bins["kube-apiserver"]),
@@ -351,6 +381,7 @@ def kwokctl_config(bins: binaries_module.Binaries) -> str:
         "kubectlBinary": str(bins["kubectl"]),
         "quietPull": True,
         "disableQPSLimits": True,
+        **(ports or {}),
     }
     documents: list[Any] = [
         {
@@ -474,24 +505,8 @@ def up(
                     )
         else:
             log(f"fleet {name}: starting the control plane (kwokctl, binary runtime) ...")
-            done = _kwokctl(
-                bins,
-                dirs,
-                "create",
-                "cluster",
-                "--runtime",
-                "binary",
-                "--kubeconfig",
-                str(dirs.kubeconfig),
-                "--wait",
-                "2m",
-                timeout=240,
-            )
+            _create(bins, dirs, log)
             created = True
-            if done.returncode != 0 or not status(name).healthy:
-                report = _failure_report(dirs, f"fleet {name}: the control plane did not start")
-                _down(dirs, bins, _quiet)
-                raise FleetError(report)
         shutil.copyfile(fleet_path, dirs.fleet_file)
         with api_client(dirs.kubeconfig) as api:
             made, changed, removed = sync_nodes(api, fleet)
@@ -508,6 +523,25 @@ def up(
         ready,
         time.monotonic() - started,
     )
+
+
+def _create(bins: binaries_module.Binaries, dirs: FleetDirs, log: Log, attempts: int = 2) -> None:
+    """kwokctl create cluster on fresh ports; one retry (new ports) if it does not come up."""
+    for attempt in range(1, attempts + 1):
+        ports = dict(zip(PORT_OPTIONS, free_ports(len(PORT_OPTIONS)), strict=True))
+        dirs.config.write_text(kwokctl_config(bins, ports))
+        done = _kwokctl(
+            bins, dirs, "create", "cluster", "--runtime", "binary",
+            "--kubeconfig", str(dirs.kubeconfig), "--wait", "2m", timeout=240,
+        )  # fmt: skip
+        if done.returncode == 0 and status(dirs.name).healthy:
+            return
+        report = _failure_report(dirs, f"fleet {dirs.name}: the control plane did not start")
+        _down(dirs, bins, _quiet)
+        if attempt == attempts:
+            raise FleetError(report)
+        log(f"{report}\nfleet {dirs.name}: retrying on other ports ...")
+        dirs.root.mkdir(parents=True, exist_ok=True)
 
 
 def _parallel(calls: list[Callable[[], Any]], workers: int = 16) -> None:
