@@ -42,7 +42,7 @@ binaries: install
 	$(BIN)/corral fleet binaries
 
 bench: install
-	@echo "make bench: benchmarks (issue 4) are not built yet." >&2; exit 1
+	$(BIN)/python bench/placement.py
 
 # The demo: the demo fleet (64 simulated 8-GPU hosts), Corral's CRDs and samples, and the
 # operator in the foreground. Ctrl-C stops the operator; `make dev-down` stops the fleet.

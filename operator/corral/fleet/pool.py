@@ -61,7 +61,10 @@ class PoolView:
             return
         for index in self._indexes.values():
             index.forget(name)
-        self.topology.remove(name)
+        dropped = self.topology.remove(name)
+        if dropped:
+            for index in self._indexes.values():
+                index.drop(dropped)
         self.total_devices -= self.devices(name)
         del self.nodes[name]
         del self.capacity_types[name]
@@ -145,6 +148,9 @@ class PoolView:
 
     # -- capacity indexes -------------------------------------------------------------------
 
+    def drop_indexes(self) -> None:
+        self._indexes.clear()
+
     def index(self, demand: WorkerDemand) -> CapacityIndex:
         """Per-domain capacity for workers of this demand, built once and then kept current."""
         index = self._indexes.get(demand)
@@ -194,6 +200,15 @@ class CapacityIndex:
         else:
             self._memos.move_to_end(key)
         return memo
+
+    def drop(self, domains: list[Domain]) -> None:
+        """Forget domains the tree dropped (their figures are zero, their memos dead)."""
+        for domain in domains:
+            self.cap.pop(domain, None)
+            self.room.pop(domain, None)
+            self.stamp.pop(domain, None)
+            for memo in self._memos.values():
+                memo.pop(domain, None)
 
     def _touch(self, name: str) -> None:
         stamp = self.stamp

@@ -76,6 +76,12 @@ class FleetSnapshot:
         pool = self.pool_of(node)
         return self.pools[pool].capacity_types.get(node) if pool is not None else None
 
+    def drop_caches(self) -> None:
+        """Forget every capacity index and memo (they are rebuilt on the next placement): for
+        measuring a cold solve, or to free memory after a burst of unusual worker shapes."""
+        for view in self.pools.values():
+            view.drop_indexes()
+
     # -- nodes ------------------------------------------------------------------------------
 
     def upsert_node(self, node: Mapping[str, Any]) -> None:

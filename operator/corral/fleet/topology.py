@@ -105,12 +105,13 @@ class Topology:
         self.host_name[node] = labels.get(HOSTNAME_LEVEL) or node
         return domain
 
-    def remove(self, node: str) -> Domain | None:
-        """Take a node out; domains left empty are dropped. Returns its former parent."""
+    def remove(self, node: str) -> list[Domain]:
+        """Take a node out; domains left empty are dropped (and returned)."""
+        dropped: list[Domain] = []
         parent = self.parent_of.pop(node, None)
         self.host_name.pop(node, None)
         if parent is None:
-            return None
+            return dropped
         parent.nodes.discard(node)
         for above in parent.ancestors():
             if above.parent is not None and not above.labelled:
@@ -120,8 +121,9 @@ class Topology:
             del domain.parent.children[domain.name]
             if domain.labelled:
                 del self.by_level[domain.level][domain.path]
+            dropped.append(domain)
             domain = domain.parent
-        return parent
+        return dropped
 
     def domain_of(self, node: str, level: int) -> Domain | None:
         """The node's labelled domain at a tree level, or None if it lacks that label."""

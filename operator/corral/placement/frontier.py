@@ -18,6 +18,7 @@ the cost), which is why "cheapest cost with coverage >= x" is the right quantity
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 
 Chosen = str | tuple["Chosen", "Chosen"] | None
@@ -145,7 +146,12 @@ def shifted(frontier: Frontier, activation: int, single: bool = True) -> Frontie
 
 
 def cheapest_cover(
-    parts: list[Frontier], workers: int, unit: int, units: int, limit: int
+    parts: list[Frontier],
+    workers: int,
+    unit: int,
+    units: int,
+    limit: int,
+    floor: Callable[[int], int] = lambda need: 0,
 ) -> tuple[int, Chosen] | None:
     """The cheapest way, below `limit`, to hold all `workers` in the parts using `units` units.
 
@@ -155,7 +161,15 @@ def cheapest_cover(
     Partial choices that already use `units` parts, that the remaining parts cannot complete
     within that budget, or that cost as much as the best complete choice so far are dropped; the
     last part that may be added is looked up by bisection. Among equal costs the first found wins.
+
+    `floor(need)` is a lower bound of what holding `need` more workers costs below the leading
+    digit (the caller knows the domains below): a partial choice whose cost, plus its missing
+    units, plus that floor reaches the best complete cost so far, is dropped.
     """
+
+    def hopeless(cost: int, cov: int) -> bool:
+        return cost + (units - cost // unit) * unit + floor(workers - cov) >= limit
+
     frontier: list[tuple[int, int, Chosen]] = [(0, 0, None)]
     best: tuple[int, Chosen] | None = None
     for index, part in enumerate(parts):
@@ -169,6 +183,8 @@ def cheapest_cover(
         part_covs = part.covs
         width = len(part_costs)
         for cost, cov, chosen in frontier:
+            if hopeless(cost, cov):
+                continue
             current = candidates.get(cov)
             if current is None or cost < current[0]:
                 candidates[cov] = (cost, chosen)
@@ -182,9 +198,14 @@ def cheapest_cover(
                         limit = total
                         best = (total, _pair(chosen, part.chosen[j]))
                 continue
+            # Entries of this part cost more and more: past this bound even the smallest floor
+            # left (this part's largest coverage taken) cannot complete below the limit.
+            ceiling = limit - floor(max(0, need - part_covs[-1]))
             for j in range(1, width):
                 total = cost + part_costs[j]
                 if total >= limit or total // unit > units:
+                    break
+                if total + (units - total // unit) * unit >= ceiling:
                     break
                 if part_covs[j] >= need:
                     limit = total
@@ -192,6 +213,8 @@ def cheapest_cover(
                     break
                 if total // unit < units:
                     reached = cov + part_covs[j]
+                    if hopeless(total, reached):
+                        continue
                     current = candidates.get(reached)
                     if current is None or total < current[0]:
                         candidates[reached] = (total, _pair(chosen, part.chosen[j]))
@@ -199,7 +222,7 @@ def cheapest_cover(
         running = limit
         for cov in sorted(candidates, reverse=True):
             cost, chosen = candidates[cov]
-            if cost >= running:
+            if cost >= running or hopeless(cost, cov):
                 continue
             if bounded and cov + reach[min(units - cost // unit, len(reach) - 1)] < workers:
                 continue

@@ -16,6 +16,8 @@ level, as its first labelled domain below (or as itself).
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from corral.api.gpupool import HOSTNAME_LEVEL
@@ -43,6 +45,15 @@ def tree_level(topology: Topology, level: str | None) -> int | None:
     if level == HOSTNAME_LEVEL:
         return topology.depth
     return topology.levels.index(level)
+
+
+def fewest_by_prefix(prefix: list[int], workers: int) -> int | None:
+    """Least number of parts holding `workers`, from the running sums of their capacities
+    (largest first)."""
+    if workers <= 0:
+        return 0
+    count = bisect_left(prefix, workers) + 1
+    return count if count <= len(prefix) else None
 
 
 def fewest(caps: list[int], workers: int) -> int | None:
@@ -304,30 +315,66 @@ class PoolSearch:
     def lower_bound(self, domain: Domain, level: int) -> tuple[int, ...]:
         """Per level below `domain` (hosts last), the fewest units that could hold the gang
         ignoring the levels above: a lower bound of the count in any placement inside it."""
-        memo = self.index.memo(("bound", level, self.workers))
+        return tuple(
+            fewest_by_prefix(prefix, self.workers) or len(prefix) + 1
+            for prefix in self.level_room(domain, level)
+        )
+
+    def level_room(self, domain: Domain, level: int) -> list[list[int]]:
+        """Per level below `domain` (hosts last), the running sums of the workers its units
+        hold, largest first: `fewest_by_prefix` reads the fewest units holding any number.
+        Memoised per domain until a node under it changes."""
+        memo = self.index.memo(("room", level, self.workers))
         stamp = self.index.stamp.get(domain, 0)
         known = memo.get(domain)
         if known is not None and known[0] == stamp:
-            bound: tuple[int, ...] = known[1]
-            return bound
-        computed = self._lower_bound(domain, level)
-        memo[domain] = (stamp, computed)
-        return computed
-
-    def _lower_bound(self, domain: Domain, level: int) -> tuple[int, ...]:
-        workers = self.workers
-        cap = self.index.cap
+            prefixes: list[list[int]] = known[1]
+            return prefixes
         per_level: list[list[int]] = [[] for _ in range(self.depth - level)]
+        cap = self.index.cap
         current = [domain]
         while current:
             below: list[Domain] = []
             for parent in current:
-                units = self.units(parent)
-                depth_index = (parent.level + 1) - level - 1
-                per_level[depth_index].extend(units)
+                per_level[parent.level - level].extend(self.units(parent))
                 below.extend(c for c in parent.children.values() if cap.get(c, 0))
             current = below
-        return tuple(fewest(caps, workers) or len(caps) + 1 for caps in per_level)
+        prefixes = []
+        for caps in per_level:
+            total = 0
+            prefix = []
+            for held in sorted(caps, reverse=True):
+                total += held
+                prefix.append(total)
+                if total >= self.workers:
+                    break
+            prefixes.append(prefix)
+        memo[domain] = (stamp, prefixes)
+        return prefixes
+
+    def floor(self, domain: Domain, level: int, weights: _Weights) -> Callable[[int], int]:
+        """A lower bound of the cost of holding `need` workers below the first level under
+        `domain` (each level needs at least its fewest units), for `cheapest_cover`."""
+        prefixes = self.level_room(domain, level)[1:]
+        counts = weights.count[level + 2 :]
+        cache: dict[int, int] = {}
+        impossible = weights.ceiling
+
+        def floor(need: int) -> int:
+            known = cache.get(need)
+            if known is not None:
+                return known
+            total = 0
+            for prefix, weight in zip(prefixes, counts, strict=True):
+                units = fewest_by_prefix(prefix, need)
+                if units is None:
+                    total = impossible
+                    break
+                total += units * weight
+            cache[need] = total
+            return total
+
+        return floor
 
     def frontier(self, domain: Domain, weights: _Weights, limit: int) -> Frontier:
         """The domain's frontier, leaving out entries that cost `limit` or more.
@@ -443,7 +490,25 @@ class PoolSearch:
         # A labelled child is one unit; every other unit used costs at least `unit`, so its
         # entries must leave room for them (nodes and unlabelled children may hold several).
         parts = self.parts(domain, weights, limit, limit - (needed - 1) * unit)
-        found = cheapest_cover(parts, workers, unit, needed, limit)
+        floor = self.floor(domain, level, weights)
+        if len(parts) > needed + 2:
+            # A first pass over the roomiest parts only finds a near-best cost quickly; the full
+            # pass then prunes against it (one above it, so that an equal cost first by name
+            # still wins).
+            roomiest = set(
+                sorted(range(len(parts)), key=lambda i: -parts[i].covs[-1])[: needed + 2]
+            )
+            hint = cheapest_cover(
+                [part for i, part in enumerate(parts) if i in roomiest],
+                workers,
+                unit,
+                needed,
+                limit,
+                floor,
+            )
+            if hint is not None:
+                limit = hint[0] + 1
+        found = cheapest_cover(parts, workers, unit, needed, limit, floor)
         if found is None:
             return None
         cost, chosen = found
