@@ -8,6 +8,7 @@ from typing import Any
 
 from corral.api.meta import Toleration
 from corral.api.selection import ALL_CAPACITY_TYPES, CapacityType
+from corral.fleet.resources import CPU, MEMORY, PODS
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,22 @@ class WorkerDemand:
             node_selector=tuple(sorted((node_selector or {}).items())),
             toleration_key=tuple((t.key, t.operator, t.value, t.effect) for t in tolerations),
         )
+
+    def workers_held(
+        self, allocatable: Mapping[str, int], used: Mapping[str, int], free_devices: int
+    ) -> int:
+        """Whole workers a node holds given its free devices and what is left of its cpu,
+        memory and pod slots (a resource it does not list is zero, but for `pods`)."""
+        fits = free_devices // self.devices
+        if fits and self.cpu_millis:
+            fits = min(fits, (allocatable.get(CPU, 0) - used.get(CPU, 0)) // self.cpu_millis)
+        if fits and self.memory_bytes:
+            fits = min(
+                fits, (allocatable.get(MEMORY, 0) - used.get(MEMORY, 0)) // self.memory_bytes
+            )
+        if fits and PODS in allocatable:
+            fits = min(fits, allocatable[PODS] - used.get(PODS, 0))
+        return max(fits, 0)
 
     def untolerated(
         self, taints: Iterable[Mapping[str, Any]], extra: Iterable[Toleration] = ()

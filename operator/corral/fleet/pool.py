@@ -11,7 +11,7 @@ from corral.api.selection import CapacityType
 from corral.fleet.capacity import capacity_type_from_labels
 from corral.fleet.demand import WorkerDemand
 from corral.fleet.objects import NodeRecord
-from corral.fleet.resources import CPU, MEMORY, PODS, Amounts
+from corral.fleet.resources import Amounts
 from corral.fleet.topology import Domain, Topology
 
 IMPLICIT_ANNOTATION = "corral.dev/implicit-pool"
@@ -216,33 +216,15 @@ class CapacityIndex:
             stamp[domain] = stamp.get(domain, 0) + 1
 
     def _measure(self, name: str) -> tuple[int, int]:
-        view, demand = self.view, self.demand
+        view = self.view
+        if view.why_unusable(name, self.demand) is not None:
+            return 0, 0
         node = view.nodes[name]
-        if not node.ready or node.unschedulable:
-            return 0, 0
-        if view.capacity_types[name] not in demand.capacity_types:
-            return 0, 0
-        if node.taints and view.untolerated(name, demand):
-            return 0, 0
-        for key, value in demand.node_selector:
-            if node.labels.get(key) != value:
-                return 0, 0
-        allocatable = node.allocatable
         used = view.usage(name)
-        resource = view.resource_name
-        free = allocatable.get(resource, 0) - used.get(resource, 0)
+        free = node.allocatable.get(view.resource_name, 0) - used.get(view.resource_name, 0)
         if free <= 0:
             return 0, 0
-        fits = free // demand.devices
-        if fits and demand.cpu_millis:
-            fits = min(fits, (allocatable.get(CPU, 0) - used.get(CPU, 0)) // demand.cpu_millis)
-        if fits and demand.memory_bytes:
-            fits = min(
-                fits, (allocatable.get(MEMORY, 0) - used.get(MEMORY, 0)) // demand.memory_bytes
-            )
-        if fits and PODS in allocatable:
-            fits = min(fits, allocatable[PODS] - used.get(PODS, 0))
-        return max(fits, 0), free
+        return self.demand.workers_held(node.allocatable, used, free), free
 
     def _apply(self, name: str, fits: int, free: int) -> None:
         cap, room = self.cap, self.room

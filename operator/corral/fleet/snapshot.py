@@ -34,8 +34,6 @@ class FleetSnapshot:
         self.pools: dict[str, PoolView] = {}
         self._selected_by: dict[str, tuple[str, ...]] = {}
         """Node name -> the pools whose nodeSelector matches it, sorted."""
-        self.version = 0
-        """Bumped by every change."""
 
     @classmethod
     def build(
@@ -88,7 +86,6 @@ class FleetSnapshot:
         record = NodeRecord.from_dict(node)
         old = self.nodes.get(record.name)
         self.nodes[record.name] = record
-        self.version += 1
         if old is not None and old.labels == record.labels:
             pool = self.pool_of(record.name)
             if pool is not None:
@@ -99,7 +96,6 @@ class FleetSnapshot:
     def remove_node(self, name: str) -> None:
         if self.nodes.pop(name, None) is None:
             return
-        self.version += 1
         self._unplace(name)
         self._selected_by.pop(name, None)
 
@@ -148,7 +144,6 @@ class FleetSnapshot:
             self.pods[key] = record
         if old is None and record is None:
             return
-        self.version += 1
         touched: set[str] = set()
         if old is not None and old.counted and old.node is not None:
             self._count(old, -1)
@@ -180,7 +175,6 @@ class FleetSnapshot:
         name = pool.metadata.name
         if not name:
             raise ValueError("a GPUPool needs metadata.name")
-        self.version += 1
         self.pools[name] = PoolView(pool, self.usage)
         for node in self.nodes:
             self._place(node)
@@ -188,6 +182,5 @@ class FleetSnapshot:
     def remove_pool(self, name: str) -> None:
         if self.pools.pop(name, None) is None:
             return
-        self.version += 1
         for node in self.nodes:
             self._place(node)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from corral.api.gpupool import HOSTNAME_LEVEL
 from corral.fleet.demand import WorkerDemand
@@ -85,7 +85,6 @@ class PoolPlan:
     choice: Choice
     search_level: int
     """Tree level of the candidate (depth = a single node, -1 = the whole pool)."""
-    notes: list[str] = field(default_factory=list)
 
 
 class _Weights:

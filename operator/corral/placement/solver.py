@@ -9,7 +9,7 @@ from corral.api.gpupool import HOSTNAME_LEVEL
 from corral.api.trainingjob import TOPOLOGY_RANK
 from corral.fleet.demand import WorkerDemand
 from corral.fleet.pool import PoolView
-from corral.fleet.resources import CPU, MEMORY, PODS
+from corral.fleet.resources import CPU, MEMORY
 from corral.fleet.snapshot import FleetSnapshot
 from corral.placement.explain import (
     TIMES,
@@ -253,19 +253,6 @@ def _describe(
 # -- no fit, in words -----------------------------------------------------------------------
 
 
-def _empty_fits(view: PoolView, request: PlacementRequest, name: str) -> int:
-    """Workers a node would hold with nothing else on it (its state and taints aside)."""
-    node = view.nodes[name]
-    fits = node.allocatable.get(view.resource_name, 0) // request.devices_per_worker
-    if request.cpu_millis_per_worker:
-        fits = min(fits, node.allocatable.get(CPU, 0) // request.cpu_millis_per_worker)
-    if request.memory_bytes_per_worker:
-        fits = min(fits, node.allocatable.get(MEMORY, 0) // request.memory_bytes_per_worker)
-    if PODS in node.allocatable:
-        fits = min(fits, node.allocatable[PODS])
-    return max(fits, 0)
-
-
 def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | None:
     """Reasons the gang can never fit the pool as it is, even with every pod gone."""
     if not view.nodes:
@@ -291,7 +278,11 @@ def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | Non
                     f"pool {view.name} has that much allocatable (the most is {shown(most)})",
                     True,
                 )
-    empty = {name: _empty_fits(view, request, name) for name in view.nodes}
+    demand = request.demand()
+    empty = {
+        name: demand.workers_held(node.allocatable, {}, node.allocatable.get(resource, 0))
+        for name, node in view.nodes.items()
+    }
     total = sum(empty.values())
     if total < request.workers:
         totals: Counter[str] = Counter()
