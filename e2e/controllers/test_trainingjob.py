@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from builders import EXIT_CODE_ANNOTATION, node, training_job
@@ -27,6 +28,16 @@ def two_racks(hosts_per_rack: int, gpus: int = 8) -> list[Any]:
 
 def env_of(pod: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0].get("env", [])}
+
+
+def age(pod: dict[str, Any]) -> float:
+    """Seconds since the pod started, by the API server's clock as seen from here."""
+    started = pod["status"].get("startTime")
+    if not started:
+        return 0.0
+    return (
+        datetime.now(UTC) - datetime.fromisoformat(started.replace("Z", "+00:00"))
+    ).total_seconds()
 
 
 def finish(cluster: Cluster, namespace: str, pod_name: str, exit_code: int) -> None:
@@ -202,6 +213,12 @@ def test_all_workers_succeeding_completes_the_job_and_counts_usage(
     pool = make_pool([node("h1").rack("r1"), node("h2").rack("r1")])
     jobs.create(training_job("done", namespace).workers(2).gpus(8).pool(pool).obj())
     jobs.wait_phase("done", "Running")
+    # Pod times have whole seconds: let the workers run measurably before they finish.
+    wait_for(
+        lambda: all(age(pod) >= 2 for pod in jobs.pods("done")),
+        timeout=30,
+        message="workers ran 2 s",
+    )
     for pod in jobs.pods("done"):
         finish(cluster, namespace, pod["metadata"]["name"], exit_code=0)
     status = jobs.wait_phase("done", "Succeeded")
