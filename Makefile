@@ -21,8 +21,8 @@ crds: install
 	$(BIN)/corral crds --out charts/corral/crds
 
 lint: install
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests e2e bench
+	$(BIN)/ruff format --check operator tests e2e bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -54,9 +54,14 @@ dev: install binaries
 	$(DEV_KUBECTL) wait --for condition=established --timeout=60s -f crds/
 	$(DEV_KUBECTL) apply -f examples/
 	$(DEV_KUBECTL) get nodes -L nvidia.com/gpu.product,network.corral.dev/rack,karpenter.sh/capacity-type
-	$(DEV_KUBECTL) get gpupools,trainingjobs,inferenceservices -A
 	@echo "export KUBECONFIG=$(CURDIR)/$(DEV_KUBECONFIG)   # to use kubectl on the demo fleet"
-	KUBECONFIG=$(DEV_KUBECONFIG) $(BIN)/corral run
+	@# The operator runs in the foreground (Ctrl-C stops it); once it has placed the samples,
+	@# the pools and jobs are shown.
+	KUBECONFIG=$(DEV_KUBECONFIG) $(BIN)/corral run & pid=$$!; \
+	  trap '' INT; trap 'kill $$pid' TERM; \
+	  $(DEV_KUBECTL) wait trainingjob --all -n default --for=jsonpath='{.status.phase}'=Running --timeout=90s >/dev/null || true; \
+	  $(DEV_KUBECTL) get gpupools,trainingjobs -A -o wide; \
+	  wait $$pid
 
 dev-down: install
 	$(BIN)/corral fleet down --name demo
