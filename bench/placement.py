@@ -370,7 +370,7 @@ def table(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 hosts only, few trials")
-    parser.add_argument("--trials", type=int, default=21)
+    parser.add_argument("--trials", type=int, default=101)
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "placement.json"))
     args = parser.parse_args(argv)
