@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from corral.api.gpupool import HOSTNAME_LEVEL
 from corral.api.trainingjob import TOPOLOGY_RANK
@@ -70,14 +70,8 @@ def place(snapshot: FleetSnapshot, request: PlacementRequest) -> Placement | NoF
                 + "; ".join(f"{name}: {refusal.reason}" for name, refusal in refusals)
             )
         if notes:
-            placement = Placement(
-                pool=placement.pool,
-                assignments=placement.assignments,
-                span_level=placement.span_level,
-                span_domain=placement.span_domain,
-                domains_per_level=placement.domains_per_level,
-                explanation=placement.explanation.rstrip(".") + "; " + "; ".join(notes) + ".",
-            )
+            explanation = placement.explanation.rstrip(".") + "; " + "; ".join(notes) + "."
+            placement = replace(placement, explanation=explanation)
         return placement
     if len(refusals) == 1:
         reason = refusals[0][1].reason
@@ -110,31 +104,99 @@ def _breadth(level: str | None, levels: tuple[str, ...]) -> float:
     return float(HOST_RANK - (len(levels) - 1 - levels.index(level)))
 
 
-def _describe(
-    plan: PoolPlan, search: PoolSearch, request: PlacementRequest
-) -> tuple[tuple[object, ...], Placement]:
+@dataclass
+class _Outcome:
+    """A pool's placement in figures, before it is put in words."""
+
+    order: list[str]
+    """The hosts used, in rank order."""
+    counts: dict[str, int]
+    span_level: str | None
+    span_domain: str | None
+    span_room: int
+    """Free devices of the span domain (of the host, for one host) before placing."""
+    price: float
+    """Per hour, at each host's capacity-type price."""
+
+
+def _outcome(plan: PoolPlan, search: PoolSearch, request: PlacementRequest) -> _Outcome:
     view = plan.view
     topology = view.topology
     order = sorted(plan.workers_on, key=search.position)
-    assignments = [node for node in order for _ in range(plan.workers_on[node])]
-    levels = topology.reported_levels
-    counts: dict[str, int] = {}
+    counts = {
+        key: len({topology.unit_of(node, level) for node in order})
+        for level, key in enumerate(topology.levels)
+    }
+    counts[HOSTNAME_LEVEL] = len(order)
     span_level: str | None = None
     span_domain: str | None = None
-    for level, level_key in enumerate(topology.levels):
-        counts[level_key] = len({topology.unit_of(node, level) for node in order})
-    counts[HOSTNAME_LEVEL] = len(order)
     if len(order) == 1:
         span_level, span_domain = HOSTNAME_LEVEL, topology.host_name[order[0]]
     else:
         for level in range(topology.depth - 1, -1, -1):
             if counts[topology.levels[level]] == 1:
                 domain = topology.domain_of(order[0], level)
-                assert domain is not None
+                assert domain is not None, "one unit at the narrowest such level is a domain"
                 span_level, span_domain = topology.levels[level], domain.name
                 break
-
     index = search.index
+    domain = plan.choice.domain
+    return _Outcome(
+        order=order,
+        counts=counts,
+        span_level=span_level,
+        span_domain=span_domain,
+        span_room=index.room.get(domain, 0) if domain is not None else index.free[order[0]],
+        price=sum(
+            view.price_per_device_hour(node) * plan.workers_on[node] * request.devices_per_worker
+            for node in order
+        ),
+    )
+
+
+def _describe(
+    plan: PoolPlan, search: PoolSearch, request: PlacementRequest
+) -> tuple[tuple[object, ...], Placement]:
+    """The placement, with its explanation, and its key for the comparison between pools."""
+    outcome = _outcome(plan, search, request)
+    view = plan.view
+    placement = Placement(
+        pool=view.name,
+        assignments=[node for node in outcome.order for _ in range(plan.workers_on[node])],
+        span_level=outcome.span_level,
+        span_domain=outcome.span_domain,
+        domains_per_level=outcome.counts,
+        explanation=_explanation(plan, search, request, outcome),
+    )
+    carbon = view.spec.carbon
+    grams = 0.0
+    if carbon is not None:
+        grams = (
+            carbon.at_hour(request.carbon_hour)
+            if request.carbon_hour is not None
+            else carbon.grams_per_kwh
+        )
+    prefer = request.capacity_prefer
+    key = (
+        -_breadth(outcome.span_level, view.topology.reported_levels),
+        len(outcome.order),
+        outcome.span_room,
+        sum(1 for n in outcome.order if prefer is not None and view.capacity_types[n] != prefer),
+        round(outcome.price * 1000),
+        grams,
+        view.name,
+    )
+    return key, placement
+
+
+def _explanation(
+    plan: PoolPlan, search: PoolSearch, request: PlacementRequest, outcome: _Outcome
+) -> str:
+    view = plan.view
+    topology = view.topology
+    index = search.index
+    levels = topology.reported_levels
+    span_level = outcome.span_level
     parts = [
         f"{plural(request.workers, 'worker')} {TIMES} {plural(request.devices_per_worker, 'device')} "
         f"in pool {view.name}"
@@ -142,14 +204,15 @@ def _describe(
     if span_level is None:
         parts.append("across the pool: no single domain of any level holds the gang")
     elif span_level == HOSTNAME_LEVEL:
-        parts.append(f"on one host, {span_domain}")
+        parts.append(f"on one host, {outcome.span_domain}")
     else:
         below = [
-            plural(counts[level_key], short(level_key))
-            for level_key in levels[levels.index(span_level) + 1 :]
+            plural(outcome.counts[key], short(key))
+            for key in levels[levels.index(span_level) + 1 :]
         ]
         parts.append(
-            f"within {short(span_level)} {span_domain} ({span_level}), using {', '.join(below)}"
+            f"within {short(span_level)} {outcome.span_domain} ({span_level}), "
+            f"using {', '.join(below)}"
         )
     span_index = levels.index(span_level) if span_level is not None else -1
     for kind, wanted in (
@@ -171,83 +234,45 @@ def _describe(
                 else []
             )
             biggest = largest(index, domains)
-            if biggest is not None:
-                held = index.cap.get(biggest, 0)
-            else:
-                held = max(index.fits.values(), default=0)
+            held = (
+                index.cap.get(biggest, 0)
+                if biggest is not None
+                else max(index.fits.values(), default=0)
+            )
             parts.append(
                 f"{kind} {short(wanted)} not met: the largest {short(wanted)} holds "
                 f"{held} of {request.workers} workers"
             )
-    span_room = (
-        index.room.get(plan.choice.domain, 0)
-        if plan.choice.domain is not None
-        else index.free[order[0]]
-    )
     searched = (
         short(topology.levels[plan.search_level])
         if 0 <= plan.search_level < topology.depth
         else ("host" if plan.search_level == topology.depth else "pool")
     )
     parts.append(
-        f"best fit: the chosen {searched} had {span_room} free devices for the "
+        f"best fit: the chosen {searched} had {outcome.span_room} free devices for the "
         f"{request.devices} the gang takes"
     )
-    types = Counter(view.capacity_types[node] for node in order)
-    capacity = ", ".join(f"{count} {kind}" for kind, count in sorted(types.items()))
-    price = sum(
-        view.price_per_device_hour(node) * plan.workers_on[node] * request.devices_per_worker
-        for node in order
+    types = Counter(view.capacity_types[node] for node in outcome.order)
+    capacity = "hosts by capacity: " + ", ".join(
+        f"{count} {kind}" for kind, count in sorted(types.items())
     )
-    capacity_part = f"hosts by capacity: {capacity}"
     if request.capacity_prefer is not None:
-        capacity_part += f" (prefers {request.capacity_prefer})"
-    if price:
-        capacity_part += f"; {price:.2f} {view.spec.pricing.currency}/h"
-    parts.append(capacity_part)
+        capacity += f" (prefers {request.capacity_prefer})"
+    if outcome.price:
+        capacity += f"; {outcome.price:.2f} {view.spec.pricing.currency}/h"
+    parts.append(capacity)
     if search.required is not None and search.required < topology.depth:
         note = unlabelled_note(view, up_to=search.required)
         if note is not None:
             parts.append(note)
-    for level, level_key in enumerate(topology.levels):
-        lacking = sum(1 for node in order if topology.domain_of(node, level) is None)
+    for level, key in enumerate(topology.levels):
+        lacking = sum(1 for node in outcome.order if topology.domain_of(node, level) is None)
         if lacking:
             parts.append(
-                f"{plural(lacking, 'chosen host')} without a {level_key} label (counted at that "
+                f"{plural(lacking, 'chosen host')} without a {key} label (counted at that "
                 "level as their first labelled domain below, or as themselves)"
             )
-    placement = Placement(
-        pool=view.name,
-        assignments=assignments,
-        span_level=span_level,
-        span_domain=span_domain,
-        domains_per_level=counts,
-        explanation="; ".join(parts) + ".",
-    )
-    carbon = view.spec.carbon
-    grams = 0.0
-    if carbon is not None:
-        grams = (
-            carbon.at_hour(request.carbon_hour)
-            if request.carbon_hour is not None
-            else carbon.grams_per_kwh
-        )
-    other = sum(
-        1
-        for node in order
-        if request.capacity_prefer is not None
-        and view.capacity_types[node] != request.capacity_prefer
-    )
-    key = (
-        -_breadth(span_level, levels),
-        len(order),
-        span_room,
-        other,
-        round(price * 1000),
-        grams,
-        view.name,
-    )
-    return key, placement
+    return "; ".join(parts) + "."
 
 
 # -- no fit, in words -----------------------------------------------------------------------
