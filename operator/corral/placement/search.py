@@ -462,23 +462,39 @@ class PoolSearch:
     def evaluate(self, domain: Domain, level: int, limit: int) -> Choice | None:
         """The best placement inside a domain of the span level, if one costs under `limit`.
 
-        Memoised per domain until a node under it changes: a placement found is the best
-        whatever the limit; "none under the limit" holds for any lower limit."""
+        The search is memoised per domain until a node under it changes: a placement found is
+        the best whatever the limit; "none under the limit" holds for any lower limit. The key
+        is made afresh: its best-fit tie-break reads the ancestors, which change with nodes
+        outside the domain."""
         memo = self.index.memo(("evaluate", level, *self._memo_key))
         stamp = self.index.stamp.get(domain, 0)
         known = memo.get(domain)
+        found: tuple[int, list[str]] | None
         if known is not None and known[0] == stamp:
-            cached_limit, cached = known[1]
-            if cached is not None:
-                assert isinstance(cached, Choice)
-                return cached if cached.cost < limit else None
-            if limit <= cached_limit:
-                return None
-        choice = self._evaluate(domain, level, limit)
-        memo[domain] = (stamp, (limit, choice))
-        return choice
+            cached_limit, found = known[1]
+            if found is None and limit > cached_limit:
+                found = self._evaluate(domain, level, limit)
+                memo[domain] = (stamp, (limit, found))
+        else:
+            found = self._evaluate(domain, level, limit)
+            memo[domain] = (stamp, (limit, found))
+        if found is None or found[0] >= limit:
+            return None
+        cost, nodes = found
+        weights = self.weights(level)
+        digits = weights.decode(cost)
+        counted = weights.counted
+        key = (
+            tuple(digits[:counted]),
+            self.index.room.get(domain, 0),
+            tuple(digits[counted : 2 * counted]),
+            self.ancestry(domain.parent) if domain.parent is not None else (),
+            tuple(digits[2 * counted :]),
+            domain.sort_key(),
+        )
+        return Choice(key, nodes, domain, cost)
 
-    def _evaluate(self, domain: Domain, level: int, limit: int) -> Choice | None:
+    def _evaluate(self, domain: Domain, level: int, limit: int) -> tuple[int, list[str]] | None:
         weights = self.weights(level)
         workers = self.workers
         needed = fewest(self.units(domain), workers)
@@ -511,17 +527,7 @@ class PoolSearch:
         if found is None:
             return None
         cost, chosen = found
-        digits = weights.decode(cost)
-        counted = weights.counted
-        key = (
-            tuple(digits[:counted]),
-            self.index.room.get(domain, 0),
-            tuple(digits[counted : 2 * counted]),
-            self.ancestry(domain.parent) if domain.parent is not None else (),
-            tuple(digits[2 * counted :]),
-            domain.sort_key(),
-        )
-        return Choice(key, nodes_of(chosen), domain, cost)
+        return cost, nodes_of(chosen)
 
     # -- the answer -------------------------------------------------------------------------
 
