@@ -41,8 +41,12 @@ e2e: install binaries
 binaries: install
 	$(BIN)/corral fleet binaries
 
-bench: install
+# Benchmarks (not timed tests): each prints a table against a baseline run in the same process
+# and writes bench/results/*.json. The operator and fleet figures bring up the 2,000-node fleet.
+bench: install binaries
 	$(BIN)/python bench/placement.py
+	$(BIN)/python bench/operator_scale.py
+	$(BIN)/python bench/fleet.py --out bench/results/fleet.json
 
 # The demo: the demo fleet (64 simulated 8-GPU hosts), Corral's CRDs and samples, and the
 # operator in the foreground. Ctrl-C stops the operator; `make dev-down` stops the fleet.
