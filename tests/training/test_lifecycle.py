@@ -306,3 +306,12 @@ def test_decisions_are_consistent(states: list[str], now: int, restarts: int) ->
         assert not d.ungate, "a gang is ungated only once every pod exists"
     # Same inputs, same decision: the step is a function of observed state.
     assert step(j, pods, now=now) == d
+
+
+def test_a_spec_change_of_the_gang_shape_replaces_the_gang() -> None:
+    pods = [running(worker(0), "h1"), running(worker(1), "h2")]
+    j = job().workers(3).placed("h1", "h2").phase("Running").status(start_time=at(0)).obj()
+    d = step(j, pods, now=100)
+    assert sorted(d.delete) == ["j-w0-r0", "j-w1-r0"]
+    assert d.wants_placement and d.status.attempt == 1
+    assert "the spec changed from 2 x 8 to 3 x 8 devices" in d.events[0].message

@@ -202,6 +202,8 @@ class PlacementStatus(StatusModel):
     """Node of worker i at index i."""
     time: Time | None = None
     """When the current workers were placed (or last recreated): the bind timeout counts from here."""
+    devices_per_worker: int | None = None
+    """spec.acceleratorsPerWorker the gang was placed for (a spec change re-places the gang)."""
 
 
 class CheckpointRecord(StatusModel):

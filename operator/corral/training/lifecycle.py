@@ -285,6 +285,17 @@ def _reconcile_placed(
         step.event("Normal", "Succeeded", f"All {spec.workers} worker(s) succeeded")
         return decision
 
+    shape = (len(placement.nodes), placement.devices_per_worker or spec.accelerators_per_worker)
+    if shape != (spec.workers, spec.accelerators_per_worker):
+        return _replace(
+            step,
+            current,
+            live,
+            price,
+            f"the spec changed from {shape[0]} x {shape[1]} to "
+            f"{spec.workers} x {spec.accelerators_per_worker} devices",
+        )
+
     # A planned node that went bad before its worker was bound invalidates the plan.
     for index in range(spec.workers):
         pod = alive.get(index)
@@ -354,7 +365,14 @@ def admit(
     """The status that records a placement decision; pods follow in the next reconcile."""
     status = job.status.model_copy(deep=True)
     status.observed_generation = job.generation
-    status.placement = PlacementStatus(pool=pool, level=level, domain=domain, nodes=nodes, time=now)
+    status.placement = PlacementStatus(
+        pool=pool,
+        level=level,
+        domain=domain,
+        nodes=nodes,
+        time=now,
+        devices_per_worker=job.spec.accelerators_per_worker,
+    )
     waited_since = status.queued_since or job.created
     status.queued_seconds = round(
         status.queued_seconds + max(0.0, (now - waited_since).total_seconds()), 3
