@@ -231,3 +231,24 @@ def test_the_console_script(files: dict[str, str]) -> None:
     )
     assert done.returncode == 3, done.stderr
     assert json.loads(done.stdout)["placed"] is False
+
+
+@pytest.mark.parametrize(
+    ("conditions", "placed"),
+    [
+        (None, True),  # hand-written nodes: no status conditions at all -> planned as Ready
+        ([{"type": "Ready", "status": "False"}], False),  # a cluster's NotReady node stays NotReady
+    ],
+)
+def test_nodes_without_conditions_are_planned_as_ready(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, conditions: Any, placed: bool
+) -> None:
+    bare = node("h1").gpus(8).obj()
+    bare["status"].pop("conditions", None)
+    if conditions is not None:
+        bare["status"]["conditions"] = conditions
+    nodes = write(tmp_path / "nodes.yaml", bare)
+    job_file = write(tmp_path / "job.yaml", job("one").workers(1).gpus(8).dict())
+    status, out, _ = run(capsys, "--nodes", nodes, "--job", job_file, "--output", "json")
+    assert json.loads(out)["placed"] is placed
+    assert status == (0 if placed else 3)

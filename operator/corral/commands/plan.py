@@ -145,8 +145,28 @@ def _text(result: Placement | NoFit) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _assume_ready(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A Node with no status conditions at all was written by hand (or by `corral fleet nodes`),
+    not read from a cluster: plan as if it were Ready. Nodes that report a Ready condition are
+    taken at their word."""
+    out = []
+    for node in nodes:
+        status = node.get("status")
+        if isinstance(status, dict) and status.get("conditions"):
+            out.append(node)
+            continue
+        ready = {"type": "Ready", "status": "True", "reason": "AssumedByCorralPlan"}
+        out.append(
+            {
+                **node,
+                "status": {**(status if isinstance(status, dict) else {}), "conditions": [ready]},
+            }
+        )
+    return out
+
+
 def handle(args: argparse.Namespace) -> int:
-    nodes = _objects(args.nodes, "Node")
+    nodes = _assume_ready(_objects(args.nodes, "Node"))
     job = _job(args.job)
     pools = _pools(args.pools) if args.pools else None
     pods = _objects(args.pods, "Pod") if args.pods else []
