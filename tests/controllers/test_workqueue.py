@@ -1,0 +1,49 @@
+"""The work queue: one owner per key, deduplicated adds, delayed adds."""
+
+from __future__ import annotations
+
+import asyncio
+
+from corral.controllers.workqueue import WorkQueue
+
+
+def run(coroutine: object) -> object:
+    return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+def test_adds_of_a_waiting_key_collapse() -> None:
+    async def scenario() -> list[str]:
+        queue = WorkQueue()
+        for key in ["a", "b", "a", "a"]:
+            queue.add(key)
+        got = [await queue.get(), await queue.get()]
+        assert len(queue) == 0
+        return got
+
+    assert run(scenario()) == ["a", "b"]
+
+
+def test_a_key_added_while_processing_runs_again_after() -> None:
+    async def scenario() -> list[str]:
+        queue = WorkQueue()
+        queue.add("a")
+        key = await queue.get()
+        queue.add("a")  # news arrived during the reconcile
+        assert len(queue) == 0, "not handed to a second worker while the first holds it"
+        queue.done(key)
+        return [await asyncio.wait_for(queue.get(), 1)]
+
+    assert run(scenario()) == ["a"]
+
+
+def test_delayed_adds_arrive_in_order_of_their_time() -> None:
+    async def scenario() -> list[str]:
+        queue = WorkQueue()
+        timers = asyncio.create_task(queue.run_timers())
+        queue.add_after("late", 0.2)
+        queue.add_after("soon", 0.05)
+        got = [await asyncio.wait_for(queue.get(), 2), await asyncio.wait_for(queue.get(), 2)]
+        timers.cancel()
+        return got
+
+    assert run(scenario()) == ["soon", "late"]
