@@ -383,3 +383,18 @@ def test_deleting_a_job_deletes_its_workers_and_service(
         timeout=60,
         message="rendezvous Service garbage-collected",
     )
+
+
+def test_a_template_the_api_server_refuses_fails_the_job_with_its_message(
+    cluster: Cluster, namespace: str, make_pool: MakePool, jobs: Jobs, operator: RunningOperator
+) -> None:
+    pool = make_pool([node("h1").rack("r1"), node("h2").rack("r1")])
+    body = training_job("badname", namespace).workers(2).gpus(8).pool(pool).obj()
+    body["spec"]["template"]["spec"]["containers"][0]["name"] = "Trainer_Main"  # not a DNS label
+    jobs.create(body)
+    jobs.wait_phase("badname", "Failed")
+    failed = jobs.condition("badname", "Failed")
+    assert failed is not None and failed["reason"] == "PodRejected"
+    assert "spec.containers[0].name" in failed["message"], failed["message"]
+    wait_for(lambda: not jobs.pods("badname"), timeout=30, message="no worker pods left")
+    assert "PodRejected" in jobs.event_reasons("badname")

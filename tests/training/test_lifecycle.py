@@ -315,3 +315,16 @@ def test_a_spec_change_of_the_gang_shape_replaces_the_gang() -> None:
     assert sorted(d.delete) == ["j-w0-r0", "j-w1-r0"]
     assert d.wants_placement and d.status.attempt == 1
     assert "the spec changed from 2 x 8 to 3 x 8 devices" in d.events[0].message
+
+
+def test_pods_refused_by_the_api_server_fail_the_job_and_remove_what_was_made() -> None:
+    from corral.training.lifecycle import reject_pods
+
+    j = job().placed("h1", "h2").obj()
+    d = reject_pods(j, [worker(0)], "spec.containers[0].name: Invalid value", at(5), PRICE)
+    assert d.status.phase == "Failed"
+    assert d.delete == ["j-w0-r0"]
+    assert not d.create and not d.wants_placement
+    condition = get_condition(d.status.conditions, "Failed")
+    assert condition is not None and condition.reason == "PodRejected"
+    assert "spec.containers[0].name: Invalid value" in condition.message

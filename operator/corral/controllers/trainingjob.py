@@ -21,7 +21,7 @@ from corral.controllers.context import SCHEDULE_KEY, Context
 from corral.kube import builders
 from corral.kube.patches import merge_patch
 from corral.kube.rest import ApiError, core_path, custom_path
-from corral.training.lifecycle import Decision, JobView, Price, reconcile
+from corral.training.lifecycle import Decision, JobView, Price, reconcile, reject_pods
 from corral.training.pods import WorkerPod
 
 log = logging.getLogger("corral.trainingjob")
@@ -113,13 +113,29 @@ class TrainingJobController:
         view = job_view(obj, parsed)
         pods = [p for p in (WorkerPod.from_pod(pod) for pod in self.ctx.cache.job_pods(key)) if p]
         decision = reconcile(view, pods, self.ctx.clock(), self.node_problem, self.price(view))
-        await self.execute(obj, view, decision)
+        try:
+            await self.execute(obj, view, decision)
+        except PodRejected as exc:
+            log.warning("%s: worker pods refused: %s", key, exc)
+            await self._fail_rejected(key, str(exc))
+            return
         if decision.wants_placement:
             self.ctx.queue.add(SCHEDULE_KEY)
         if decision.requeue_after is not None:
             self.ctx.queue.add_after(key, decision.requeue_after + 0.5)
         elif decision.status.phase in ("Running", "Placing", "Recovering", "Checkpointing"):
             self.ctx.queue.add_after(key, ACCOUNTING_REFRESH_SECONDS)
+
+    async def _fail_rejected(self, key: str, message: str) -> None:
+        """Fail the job from what is stored now: the status written and the pods made so far."""
+        obj = self.ctx.cache.jobs.get(key)
+        parsed = self.parse(obj) if obj is not None else None
+        if obj is None or not isinstance(parsed, TrainingJob):
+            return
+        view = job_view(obj, parsed)
+        pods = [p for p in (WorkerPod.from_pod(pod) for pod in self.ctx.cache.job_pods(key)) if p]
+        decision = reject_pods(view, pods, message, self.ctx.clock(), self.price(view))
+        await self.execute(obj, view, decision)
 
     async def _refuse_invalid(self, obj: Obj, problem: str) -> None:
         status = TrainingJobStatus.model_validate(obj.get("status") or {})
@@ -229,7 +245,12 @@ class TrainingJobController:
             raise
 
     async def _create_pod(self, namespace: str, pod: Obj) -> None:
-        answer = await self._create(core_path("pods", namespace), pod)
+        try:
+            answer = await self._create(core_path("pods", namespace), pod)
+        except ApiError as exc:
+            if _is_rejection(exc):
+                raise PodRejected(exc.message) from exc
+            raise
         if answer is not None:
             self.ctx.cache.apply_pod("ADDED", answer)
 
@@ -274,6 +295,22 @@ class TrainingJobController:
 
     def _reported_pool(self, view: JobView) -> str | None:
         return view.status.placement.pool if view.status.placement else None
+
+
+class PodRejected(Exception):
+    """The API server (validation or an admission policy) refused a worker pod."""
+
+
+def _is_rejection(exc: ApiError) -> bool:
+    """Invalid (422), or forbidden by admission (403) — but not the operator's own RBAC, and not
+    a namespace being deleted, which are no fault of the job."""
+    if exc.status == 422:
+        return True
+    return (
+        exc.status == 403
+        and "cannot create resource" not in exc.message
+        and "being terminated" not in exc.message
+    )
 
 
 async def _gather(calls: Any) -> None:

@@ -222,6 +222,20 @@ def reconcile(
     return _reconcile_placed(step, current, live, placement, node_problem, price)
 
 
+def reject_pods(
+    job: JobView, pods: Sequence[WorkerPod], message: str, now: datetime, price: Price | None
+) -> Decision:
+    """The API server refused to create the job's worker pods (an invalid template, or an
+    admission policy such as Pod Security): retrying cannot help, so the job fails with the API
+    server's words, and the workers already made are removed."""
+    step = _Step(job, now)
+    current = [pod for pod in pods if pod.restart == step.status.attempt]
+    live = _account(step, current, price)
+    _end_attempt(step, current, live, price)
+    _fail(step, "PodRejected", f"the API server refused the worker pods: {message}")
+    return step.decision
+
+
 def _fail(step: _Step, reason: str, message: str) -> None:
     step.phase("Failed")
     step.status.completion_time = step.now
