@@ -47,3 +47,21 @@ def test_delayed_adds_arrive_in_order_of_their_time() -> None:
         return got
 
     assert run(scenario()) == ["soon", "late"]
+
+
+def test_one_pending_delayed_add_per_key_the_earliest_wins() -> None:
+    async def scenario() -> list[str]:
+        queue = WorkQueue()
+        timers = asyncio.create_task(queue.run_timers())
+        for _ in range(100):  # a busy job re-arms its refresh timer on every event
+            queue.add_after("job", 0.3)
+        queue.add_after("job", 0.05)
+        assert queue.delayed == 1
+        got = [await asyncio.wait_for(queue.get(), 2)]
+        queue.done("job")
+        await asyncio.sleep(0.4)  # past the superseded due time: nothing more arrives
+        assert len(queue) == 0 and queue.delayed == 0
+        timers.cancel()
+        return got
+
+    assert run(scenario()) == ["job"]

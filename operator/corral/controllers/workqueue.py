@@ -20,6 +20,8 @@ class WorkQueue:
         self._processing: set[str] = set()
         self._again: set[str] = set()
         self._delayed: list[tuple[float, int, str]] = []
+        self._due: dict[str, float] = {}
+        """The one pending delayed add per key: the earliest asked for wins."""
         self._counter = itertools.count()
         self._wakeup = asyncio.Event()
 
@@ -35,7 +37,11 @@ class WorkQueue:
         if delay <= 0:
             self.add(key)
             return
-        heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._counter), key))
+        due = time.monotonic() + delay
+        if key in self._due and self._due[key] <= due:
+            return
+        self._due[key] = due
+        heapq.heappush(self._delayed, (due, next(self._counter), key))
         self._wakeup.set()
 
     async def get(self) -> str:
@@ -53,13 +59,20 @@ class WorkQueue:
     def __len__(self) -> int:
         return len(self._queued)
 
+    @property
+    def delayed(self) -> int:
+        """Keys waiting for a delayed add."""
+        return len(self._due)
+
     async def run_timers(self) -> None:
         """Move delayed keys to the ready queue when due; runs for the life of the operator."""
         while True:
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
-                _, _, key = heapq.heappop(self._delayed)
-                self.add(key)
+                due, _, key = heapq.heappop(self._delayed)
+                if self._due.get(key) == due:  # else superseded by an earlier add_after
+                    del self._due[key]
+                    self.add(key)
             timeout = self._delayed[0][0] - now if self._delayed else None
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
