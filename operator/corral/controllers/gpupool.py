@@ -7,6 +7,7 @@ handful of patches a minute, not one per pod event.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -22,6 +23,7 @@ from corral.kube.rest import ApiError, custom_path
 log = logging.getLogger("corral.gpupool")
 
 POOL_STATUS_INTERVAL_SECONDS = 2.0
+DEVICE_STATES = ("capacity", "allocatable", "allocated", "free")
 
 
 class GPUPoolController:
@@ -30,6 +32,13 @@ class GPUPoolController:
         self._warned_overlaps: dict[str, tuple[str, ...]] = {}
 
     async def sync(self) -> None:
+        for gone in set(self._warned_overlaps) - set(self.ctx.cache.pools):
+            # A deleted pool leaves no stale series behind.
+            del self._warned_overlaps[gone]
+            with contextlib.suppress(KeyError):  # never exported if its first write failed
+                for state in DEVICE_STATES:
+                    metrics.POOL_DEVICES.remove(gone, state)
+                metrics.POOL_FRAGMENTATION.remove(gone)
         for name, obj in list(self.ctx.cache.pools.items()):
             try:
                 await self.sync_pool(name, obj)
@@ -110,7 +119,7 @@ class GPUPoolController:
             )
         self._warned_overlaps[name] = overlapping
         await self._write(obj, status)
-        for state in ("capacity", "allocatable", "allocated", "free"):
+        for state in DEVICE_STATES:
             metrics.POOL_DEVICES.labels(pool=name, state=state).set(getattr(status.devices, state))
         metrics.POOL_FRAGMENTATION.labels(pool=name).set(status.fragmentation)
 

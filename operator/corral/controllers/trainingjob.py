@@ -49,7 +49,8 @@ def job_view(obj: Obj, job: TrainingJob) -> JobView:
 class TrainingJobController:
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self._services: set[str] = set()
+        self._services: dict[str, str] = {}
+        """Job key -> uid of the job whose rendezvous Service is known to exist."""
         self._reported_usage: dict[str, tuple[float, float]] = {}
 
     # -- reading ------------------------------------------------------------------------------
@@ -105,6 +106,7 @@ class TrainingJobController:
         obj = self.ctx.cache.jobs.get(key)
         if obj is None:
             self._reported_usage.pop(key, None)
+            self._services.pop(key, None)
             return
         parsed = self.parse(obj)
         if isinstance(parsed, str):
@@ -177,12 +179,12 @@ class TrainingJobController:
         await _gather(self._delete_pod(ns, name) for name in decision.delete)
         if decision.status.attempt != view.status.attempt or decision.status.placement is None:
             self.release_assumed(view, view.status.attempt)
-        if decision.ensure_service and view.uid not in self._services:
+        if decision.ensure_service and self._services.get(view.key) != view.uid:
             service = builders.rendezvous_service(
                 namespace=ns, job=view.name, uid=view.uid, port=view.spec.rendezvous.port
             )
             await self._create(core_path("services", ns), service)
-            self._services.add(view.uid)
+            self._services[view.key] = view.uid
         if decision.create:
             pods = [self.worker_pod(view, c.index, c.attempt, c.node) for c in decision.create]
             await _gather(self._create_pod(ns, pod) for pod in pods if pod is not None)
