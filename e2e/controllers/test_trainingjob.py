@@ -7,6 +7,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from builders import EXIT_CODE_ANNOTATION, node, training_job
 from harness import Cluster, wait_for
 from operator_support import Jobs, MakePool, RunningOperator, StartOperator, short
@@ -239,13 +241,27 @@ def test_a_job_that_can_never_fit_fails_unschedulable(
     assert "Unschedulable" in jobs.event_reasons("huge")
 
 
+KILL_POINTS = {
+    # the placement is in status, no pod exists yet
+    "after-placement": lambda jobs: (jobs.status("crashy").get("placement") or {}).get("nodes"),
+    # some worker pods exist (created concurrently), the gang is still gated
+    "mid-creation": lambda jobs: jobs.pods("crashy"),
+}
+
+
+@pytest.mark.parametrize("kill_point", sorted(KILL_POINTS))
 def test_operator_killed_mid_placement_converges_without_duplicates(
-    cluster: Cluster, namespace: str, make_pool: MakePool, jobs: Jobs, start_operator: StartOperator
+    cluster: Cluster,
+    namespace: str,
+    make_pool: MakePool,
+    jobs: Jobs,
+    start_operator: StartOperator,
+    kill_point: str,
 ) -> None:
     pool = make_pool([node(f"h{i}").rack("r1").gpus(8) for i in range(4)])
     first = start_operator()
     jobs.create(training_job("crashy", namespace).workers(16).gpus(2).pool(pool).obj())
-    wait_for(lambda: jobs.pods("crashy"), timeout=60, interval=0.02, message="the first worker pod")
+    wait_for(lambda: KILL_POINTS[kill_point](jobs), timeout=60, interval=0.01, message=kill_point)
     first.process.kill()
     start_operator()
     jobs.wait_phase("crashy", "Running", timeout=90)
