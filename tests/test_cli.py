@@ -73,3 +73,21 @@ def test_crds_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
         "TrainingJob",
         "InferenceService",
     ]
+
+
+def test_run_with_unreadable_credentials_is_one_line_exit_2(tmp_path: Path) -> None:
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("garbage: [\n")
+    result = run_cli(
+        "run", "--kubeconfig", str(broken), "--metrics-port", "0", "--health-port", "0"
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"corral run: cannot load cluster credentials from {broken}")
+
+
+@pytest.mark.parametrize("flag", ["--metrics-port=70000", "--health-port=-1"])
+def test_run_with_a_bad_port_is_one_line_exit_2(flag: str) -> None:
+    result = run_cli("run", flag)
+    assert result.returncode == 2
+    assert "must be a port number" in result.stderr and len(result.stderr.strip().splitlines()) == 1

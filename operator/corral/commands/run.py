@@ -44,6 +44,14 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
+    from corral.kube.rest import KubeAPI
+
+    try:
+        api = KubeAPI.from_environment(args.kubeconfig)
+    except Exception as exc:  # the loader raises several types; the user needs one line
+        where = args.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        reason = " ".join(str(exc).split())
+        raise UsageError(f"cannot load cluster credentials from {where}: {reason}") from None
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -61,6 +69,6 @@ def handle(args: argparse.Namespace) -> int:
         clusterwide=True,
         standalone=True,
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
-        memo=kopf.Memo(kubeconfig=args.kubeconfig),
+        memo=kopf.Memo(api=api),
     )
     return 0

@@ -22,7 +22,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.networking.request_timeout = 60
-    operator = Operator(Context(api=KubeAPI.from_environment(memo.get("kubeconfig"))))
+    api = memo.get("api") or KubeAPI.from_environment()
+    operator = Operator(Context(api=api))
     await operator.start()
     memo["operator"] = operator
 
