@@ -33,7 +33,22 @@ class Context:
     async def post_event(
         self, involved: dict[str, Any], type_: str, reason: str, message: str
     ) -> None:
-        """Events are best effort: a lost event must never fail a reconcile."""
+        """Events are best effort: a lost event must never fail a reconcile. Each is logged too,
+        so the operator's log tells the same story as `kubectl describe`."""
+        meta = involved.get("metadata") or {}
+        who = (
+            f"{meta.get('namespace')}/{meta.get('name')}"
+            if meta.get("namespace")
+            else meta.get("name")
+        )
+        log.log(
+            logging.WARNING if type_ == "Warning" else logging.INFO,
+            "%s %s: %s: %s",
+            involved.get("kind"),
+            who,
+            reason,
+            message,
+        )
         body = builders.event(
             involved=involved, type_=type_, reason=reason, message=message, now=self.clock()
         )

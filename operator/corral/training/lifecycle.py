@@ -193,11 +193,11 @@ def reconcile(
                 "Suspended", "True", "Suspended", "spec.suspend is true: workers deleted"
             )
             step.condition("Running", "False", "Suspended", "the job is suspended")
-            step.event("Normal", "Suspended", f"Suspended: deleted {len(current)} worker(s)")
+            step.event("Normal", "Suspended", f"deleted {len(current)} worker(s); the job is kept")
         return step.decision
     if status.phase == "Suspended":
         step.condition("Suspended", "False", "Resumed", "spec.suspend is false")
-        step.event("Normal", "Resumed", "Resumed: queued for placement again")
+        step.event("Normal", "Resumed", "queued for placement again")
         step.phase("Queued")
         step.enqueue()
         return step.decision
@@ -443,4 +443,4 @@ def refuse(
         status.conditions, "Placed", "False", "NoFit", reason, now, job.generation
     )
     changed = before is None or before.message != reason
-    return status, (JobEvent("Normal", "Queued", f"Queued: {reason}") if changed else None)
+    return status, (JobEvent("Normal", "Queued", reason) if changed else None)
