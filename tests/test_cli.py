@@ -91,3 +91,15 @@ def test_run_with_a_bad_port_is_one_line_exit_2(flag: str) -> None:
     result = run_cli("run", flag)
     assert result.returncode == 2
     assert "must be a port number" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["name: x\nracksPerBlock: [\n", "name: x\nnoSuchKey: 1\n", "- just\n- a list\n"]
+)
+def test_bad_fleet_file_is_one_line_exit_2(tmp_path: Path, text: str) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(text)
+    result = run_cli("fleet", "nodes", "--fleet", str(fleet))
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"corral fleet: {fleet}")

@@ -247,5 +247,8 @@ def load(path: str | Path) -> Fleet:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise FleetFileError(f"{path}: invalid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise FleetFileError(f"{path}:{where} invalid YAML: {problem}") from None
     return parse(data, str(path))
