@@ -272,6 +272,13 @@ def test_refuse_for_now_queues_with_the_reason_once() -> None:
     again, event_again = refuse(replace(job().obj(), status=status), reason, False, at(2))
     assert event_again is None
     assert get_condition(again.conditions, "Placed") == placed
+    # A new reason updates the condition but does not post another event.
+    newer, event_newer = refuse(
+        replace(job().obj(), status=again), "the largest rack has 8 free devices", False, at(3)
+    )
+    assert event_newer is None
+    condition = get_condition(newer.conditions, "Placed")
+    assert condition is not None and condition.message == "the largest rack has 8 free devices"
 
 
 pod_states = st.sampled_from(

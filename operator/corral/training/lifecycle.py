@@ -442,5 +442,7 @@ def refuse(
     status.conditions = set_condition(
         status.conditions, "Placed", "False", "NoFit", reason, now, job.generation
     )
-    changed = before is None or before.message != reason
+    # One Queued event per stay in the queue; the condition carries the latest reason (its numbers
+    # change with every freed device, and an event each time would flood `kubectl describe`).
+    changed = before is None or before.reason != "NoFit"
     return status, (JobEvent("Normal", "Queued", reason) if changed else None)
