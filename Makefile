@@ -32,8 +32,19 @@ test: install
 # The e2e suite: a real control plane (built once into ~/.cache/corral/bin/<k8s-version>/)
 # with a simulated GPU fleet. It FAILS when the control plane cannot start; it never skips.
 # CORRAL_KUBECONFIG=<file> runs it against another cluster; CORRAL_E2E_FLEET picks the fleet.
-e2e: install binaries
+e2e: install binaries prometheus
 	$(BIN)/pytest -q e2e
+
+.PHONY: prometheus
+# The real metrics backend of the e2e suite: Debian's prometheus package (or any on PATH).
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "make: install Prometheus (Debian/Ubuntu: sudo apt-get install prometheus) or put it on PATH" >&2; exit 1; \
+	  fi; }
+	@prometheus --version 2>&1 | head -n 1
 
 .PHONY: binaries dev-down
 # Find or build kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, kwokctl,
