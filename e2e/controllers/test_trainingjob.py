@@ -414,3 +414,36 @@ def test_a_template_the_api_server_refuses_fails_the_job_with_its_message(
     assert "spec.containers[0].name" in failed["message"], failed["message"]
     wait_for(lambda: not jobs.pods("badname"), timeout=30, message="no worker pods left")
     assert "PodRejected" in jobs.event_reasons("badname")
+
+
+def test_a_gang_not_bound_in_time_is_replaced_whole(
+    cluster: Cluster, namespace: str, make_pool: MakePool, jobs: Jobs, operator: RunningOperator
+) -> None:
+    pool = make_pool([node("h1").rack("r1"), node("h2").rack("r1")])
+    body = (
+        training_job("unbound", namespace)
+        .workers(2)
+        .gpus(8)
+        .pool(pool)
+        .spec(placementTimeoutSeconds=3)
+        .obj()
+    )
+    # No scheduler of that name runs: kube-scheduler never binds these pods, as when capacity is
+    # taken behind Corral's back.
+    body["spec"]["template"]["spec"]["schedulerName"] = "no-such-scheduler"
+    jobs.create(body)
+    wait_for(
+        lambda: jobs.status("unbound").get("attempt", 0) >= 1,
+        timeout=60,
+        message="the gang re-placed",
+    )
+    reasons = jobs.event_reasons("unbound")
+    assert "Replaced" in reasons
+    replaced = next(e for e in jobs.events("unbound") if e["reason"] == "Replaced")
+    assert "not bound within 3s" in replaced["message"]
+    pods = wait_for(
+        lambda: [p for p in jobs.pods("unbound") if not p["metadata"].get("deletionTimestamp")],
+        timeout=30,
+        message="the next attempt's workers",
+    )
+    assert all(not p["metadata"]["name"].endswith("-r0") for p in pods)
