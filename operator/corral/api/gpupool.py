@@ -162,7 +162,8 @@ class GPUPoolStatus(StatusModel):
     levels: list[LevelFreeCapacity] = Field(default_factory=list)
     """Free capacity and the largest free domain per topology level, broadest first."""
     fragmentation: float = 0.0
-    """1 - (devices in the largest whole-host-placeable gang / free devices); 0 when nothing is free."""
+    """1 - (free devices on wholly free nodes / free devices): the share of free devices a gang of
+    whole-node workers cannot use; 0 when nothing is free (docs/placement.md)."""
     price_per_hour: PoolPrice = Field(default_factory=PoolPrice)
     conditions: list[Condition] = Field(default_factory=list)
 
