@@ -100,11 +100,15 @@ class Operator:
             stderr=subprocess.STDOUT,
         )
         self.log_path = log_path
-        wait_for(
-            lambda: "cache seeded" in log_path.read_text(),
-            timeout=180,
-            message="operator cache seeded",
-        )
+        try:
+            wait_for(
+                lambda: "cache seeded" in log_path.read_text(),
+                timeout=180,
+                message="operator cache seeded",
+            )
+        except BaseException:
+            self.stop()  # never leave an operator behind when the run fails
+            raise
 
     def metric(self, name: str, labels: str = "") -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as answer:
