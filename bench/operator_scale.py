@@ -23,7 +23,6 @@ import contextlib
 import json
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from kubernetes import client  # noqa: E402
 
 from harness import Cluster  # noqa: E402
 from harness.wait import wait_for  # noqa: E402
+from operator_support import free_port  # noqa: E402
 
 NAMESPACE = "bench"
 POOL = {
@@ -60,12 +60,6 @@ CONTAINER = {
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def job(name: str, workers: int, gpus: int, **spec: Any) -> dict[str, Any]:

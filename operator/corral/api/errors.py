@@ -101,6 +101,14 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> list[str]:
     return lines
 
 
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parse error in one line: `line 3: mapping values are not allowed here`."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"{where}{problem}"
+
+
 class InvalidObject(ValueError):
     """A user object that failed validation; `str()` is one line per problem."""
 

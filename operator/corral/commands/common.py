@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from corral.api.errors import yaml_problem
+
 
 class UsageError(Exception):
     """A user mistake (bad file, bad flag, invalid object): one line, exit status 2."""
@@ -23,10 +25,7 @@ def read_documents(path: str | Path) -> list[Any]:
     try:
         documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{path}:{where}: invalid YAML: {problem}") from None
+        raise UsageError(f"{path}: invalid YAML: {yaml_problem(exc)}") from None
     flat: list[Any] = []
     for doc in documents:
         if isinstance(doc, dict) and doc.get("kind", "").endswith("List") and "items" in doc:

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
-def _key(obj: Obj) -> str:
+def object_key(obj: Obj) -> str:
+    """`namespace/name`, or `name` for a cluster-scoped object."""
     meta = obj.get("metadata") or {}
     namespace = meta.get("namespace")
     return f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))
@@ -56,13 +57,13 @@ class ClusterCache:
     def seed(
         self, nodes: Iterable[Obj], pods: Iterable[Obj], pools: Iterable[Obj], jobs: Iterable[Obj]
     ) -> None:
-        self.nodes = {_key(n): n for n in nodes}
+        self.nodes = {object_key(n): n for n in nodes}
         self.pods = {}
         self.pods_by_job.clear()
         for pod in pods:
             self._store_pod(pod)
-        self.pools = {_key(p): p for p in pools}
-        self.jobs = {_key(j): j for j in jobs}
+        self.pools = {object_key(p): p for p in pools}
+        self.jobs = {object_key(j): j for j in jobs}
         self.snapshot = FleetSnapshot.build(
             self.nodes.values(), self.pods.values(), self._valid_pools()
         )
@@ -84,7 +85,7 @@ class ClusterCache:
 
     def apply_node(self, kind: str | None, obj: Obj) -> bool:
         """Returns True when the node's capacity-relevant state changed."""
-        key = _key(obj)
+        key = object_key(obj)
         if kind == "DELETED":
             if self.nodes.pop(key, None) is not None:
                 self.snapshot.remove_node(key)
@@ -101,7 +102,7 @@ class ClusterCache:
 
     def apply_pod(self, kind: str | None, obj: Obj) -> str | None:
         """Stores the pod; returns the key of the TrainingJob owning it, if any."""
-        key = _key(obj)
+        key = object_key(obj)
         meta = obj.get("metadata") or {}
         job = (meta.get("labels") or {}).get(JOB_LABEL)
         job_key = f"{meta.get('namespace')}/{job}" if job else None
@@ -119,7 +120,7 @@ class ClusterCache:
         return job_key
 
     def _store_pod(self, obj: Obj) -> None:
-        key = _key(obj)
+        key = object_key(obj)
         self.pods[key] = obj
         meta = obj.get("metadata") or {}
         job = (meta.get("labels") or {}).get(JOB_LABEL)
@@ -131,7 +132,7 @@ class ClusterCache:
         self.apply_pod("DELETED", {"metadata": {"namespace": namespace, "name": name}})
 
     def apply_pool(self, kind: str | None, obj: Obj) -> None:
-        key = _key(obj)
+        key = object_key(obj)
         if kind == "DELETED":
             self.pools.pop(key, None)
             self.invalid_pools.pop(key, None)
@@ -155,7 +156,7 @@ class ClusterCache:
 
     def apply_job(self, kind: str | None, obj: Obj) -> bool:
         """Returns False for a stale event (nothing to do)."""
-        key = _key(obj)
+        key = object_key(obj)
         if kind == "DELETED":
             self.jobs.pop(key, None)
             return True

@@ -13,6 +13,7 @@ from typing import Any, get_args
 from corral import metrics
 from corral.api import TrainingJob
 from corral.api.trainingjob import TrainingPhase
+from corral.controllers.cache import object_key
 from corral.controllers.context import POOLS_KEY, SCHEDULE_KEY, Context
 from corral.controllers.gpupool import POOL_STATUS_INTERVAL_SECONDS, GPUPoolController
 from corral.controllers.scheduler import Scheduler
@@ -149,7 +150,7 @@ class Operator:
                 self.ctx.queue.add(key)
 
     def on_pod(self, kind: str | None, obj: Obj) -> None:
-        stored = self.ctx.cache.pods.get(_key(obj))
+        stored = self.ctx.cache.pods.get(object_key(obj))
         job_key = self.ctx.cache.apply_pod(kind, obj)
         if job_key:
             self.ctx.queue.add(job_key)
@@ -169,7 +170,7 @@ class Operator:
         self.ctx.queue.add(SCHEDULE_KEY)
 
     def on_job(self, kind: str | None, obj: Obj) -> None:
-        key = _key(obj)
+        key = object_key(obj)
         if kind == "DELETED":
             stored = self.ctx.cache.jobs.get(key, obj)
             parsed = self.jobs.parse(stored)
@@ -182,12 +183,3 @@ class Operator:
             return
         if self.ctx.cache.apply_job(kind, obj):
             self.ctx.queue.add(key)
-
-
-def _key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return (
-        f"{meta.get('namespace')}/{meta.get('name')}"
-        if meta.get("namespace")
-        else str(meta.get("name"))
-    )

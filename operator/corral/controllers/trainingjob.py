@@ -74,6 +74,10 @@ class TrainingJobController:
             return None
         return pool if isinstance(pool, GPUPool) else None
 
+    def worker_pods(self, key: str) -> list[WorkerPod]:
+        """The job's pods that read as Corral workers (hand-edited labels drop a pod out)."""
+        return [p for p in (WorkerPod.from_pod(pod) for pod in self.ctx.cache.job_pods(key)) if p]
+
     def node_problem(self, name: str) -> str | None:
         node = self.ctx.cache.nodes.get(name)
         if node is None:
@@ -113,7 +117,7 @@ class TrainingJobController:
             await self._refuse_invalid(obj, parsed)
             return
         view = job_view(obj, parsed)
-        pods = [p for p in (WorkerPod.from_pod(pod) for pod in self.ctx.cache.job_pods(key)) if p]
+        pods = self.worker_pods(key)
         decision = reconcile(view, pods, self.ctx.clock(), self.node_problem, self.price(view))
         try:
             await self.execute(obj, view, decision)
@@ -135,7 +139,7 @@ class TrainingJobController:
         if obj is None or not isinstance(parsed, TrainingJob):
             return
         view = job_view(obj, parsed)
-        pods = [p for p in (WorkerPod.from_pod(pod) for pod in self.ctx.cache.job_pods(key)) if p]
+        pods = self.worker_pods(key)
         decision = reject_pods(view, pods, message, self.ctx.clock(), self.price(view))
         await self.execute(obj, view, decision)
 

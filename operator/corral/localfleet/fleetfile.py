@@ -12,15 +12,35 @@ import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from corral.api.errors import yaml_problem
 
 Cloud = Literal["aws", "gcp", "azure"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _dns_name(value: str) -> str:
+    """Zone and fleet names end up in node names and label values."""
+    if not _DNS_LABEL.match(value) or len(value) > 40:
+        raise ValueError(f"{value!r}: lower-case letters, digits and '-', at most 40 characters")
+    return value
+
+
+DnsName = Annotated[str, AfterValidator(_dns_name)]
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 
 
@@ -99,22 +119,13 @@ class Block(_Model):
 
 
 class Zone(_Model):
-    name: str
+    name: DnsName
     blocks: int | list[Block] | None = None
     """A count of identical blocks (shaped by racksPerBlock/hostsPerRack), or a list of blocks."""
     racks_per_block: int | None = Field(default=None, ge=1, le=1000)
     hosts_per_rack: int | None = Field(default=None, ge=1, le=1000)
     spot: float | None = Field(default=None, ge=0, le=1)
     host: HostSpec = Field(default_factory=HostSpec)
-
-    @field_validator("name")
-    @classmethod
-    def _dns(cls, value: str) -> str:
-        if not _DNS_LABEL.match(value) or len(value) > 40:
-            raise ValueError(
-                f"{value!r}: lower-case letters, digits and '-', at most 40 characters"
-            )
-        return value
 
 
 class Region(_Model):
@@ -123,7 +134,7 @@ class Region(_Model):
 
 
 class Fleet(_Model):
-    name: str
+    name: DnsName
     """The default cluster name (`corral fleet up --name` overrides it)."""
     description: str = ""
     cloud: Cloud = "aws"
@@ -137,15 +148,6 @@ class Fleet(_Model):
     hosts_per_rack: int = Field(default=1, ge=1, le=1000)
     host: HostSpec = Field(default_factory=HostSpec)
     regions: list[Region] = Field(min_length=1)
-
-    @field_validator("name")
-    @classmethod
-    def _dns(cls, value: str) -> str:
-        if not _DNS_LABEL.match(value) or len(value) > 40:
-            raise ValueError(
-                f"{value!r}: lower-case letters, digits and '-', at most 40 characters"
-            )
-        return value
 
     @model_validator(mode="after")
     def _unique_zones(self) -> Fleet:
@@ -247,8 +249,5 @@ def load(path: str | Path) -> Fleet:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
-        raise FleetFileError(f"{path}:{where} invalid YAML: {problem}") from None
+        raise FleetFileError(f"{path}: invalid YAML: {yaml_problem(exc)}") from None
     return parse(data, str(path))
