@@ -42,6 +42,9 @@ class Scheduler:
     def waiting(self) -> dict[str, _Waiting]:
         found: dict[str, _Waiting] = {}
         for key, obj in self.ctx.cache.jobs.items():
+            status = obj.get("status") or {}
+            if status.get("placement") or status.get("phase", "Pending") not in WAITING_PHASES:
+                continue  # placed, running or finished: not worth validating on every pass
             parsed = self.jobs.parse(obj)
             if not isinstance(parsed, TrainingJob) or parsed.spec.suspend:
                 continue
