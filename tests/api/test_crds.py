@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -153,10 +154,14 @@ def test_inferenceservice_has_scale_subresource() -> None:
 
 def _resolve(schema: dict[str, Any], json_path: str) -> dict[str, Any] | None:
     node: dict[str, Any] | None = schema
-    for part in json_path.strip(".").split("."):
+    # `.status.conditions[?(@.type=="Ready")].status` walks into the list's items.
+    path = re.sub(r"\[\?\(@\.[A-Za-z]+==\"[A-Za-z]+\"\)\]", "[*]", json_path)
+    for part in path.strip(".").split("."):
         if node is None:
             return None
-        node = (node.get("properties") or {}).get(part)
+        node = (node.get("properties") or {}).get(part.removesuffix("[*]"))
+        if part.endswith("[*]") and node is not None:
+            node = node.get("items")
     return node
 
 

@@ -225,6 +225,33 @@ CASES: list[tuple[str, str, Any, str]] = [
         },
         "spec.autoscaling.metrics.prometheus.histogram: must match",
     ),
+    (
+        "InferenceService",
+        "spec.autoscaling",
+        {"minReplicas": 1},
+        "spec.autoscaling: set slo or at least one objective",
+    ),
+    (
+        "InferenceService",
+        "spec.autoscaling",
+        {
+            "slo": {"latencyMs": 100},
+            "objectives": [{"name": "slo", "histogram": "h", "latencyMs": 50}],
+        },
+        "spec.autoscaling.objectives: name 'slo' is used twice",
+    ),
+    (
+        "InferenceService",
+        "spec.autoscaling",
+        {"objectives": [{"name": "ttft", "histogram": "h", "latencyMs": 50, "type": "TTFT"}]},
+        "spec.autoscaling.objectives[0].type: must be one of",
+    ),
+    (
+        "InferenceService",
+        "spec.autoscaling",
+        {"objectives": [{"name": "TTFT", "histogram": "h", "latencyMs": 50}]},
+        "spec.autoscaling.objectives[0].name: must match the pattern",
+    ),
     ("InferenceService", "spec.port", 70000, "spec.port: must be <= 65535"),
     (
         "InferenceService",

@@ -79,7 +79,10 @@ def test_inferenceservice_defaults() -> None:
         "scaleDownStabilizationSeconds": 300,
         "maxScaleUpRate": 2.0,
         "maxScaleDownRate": 0.5,
+        "tolerance": 0.1,
     }
+    assert autoscaling["concurrencyPerReplica"] == 1
+    assert autoscaling["startupSeconds"] == 60
 
 
 def test_deadline_is_rfc3339_utc() -> None:
