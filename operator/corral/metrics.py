@@ -52,3 +52,43 @@ STATUS_WRITES = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+
+# -- the API client and the runtime around it -------------------------------------------------
+
+API_REQUESTS = Counter(
+    "corral_api_requests_total",
+    "Every HTTP request the operator sent to the API server (retries included), by verb "
+    "(get, list, watch, create, update, patch, delete), resource and HTTP code "
+    "(<error> when no answer came).",
+    ["verb", "resource", "code"],
+    registry=REGISTRY,
+)
+API_REQUEST_SECONDS = Histogram(
+    "corral_api_request_seconds",
+    "Latency of API requests until the answer is read (watches: until the stream opened).",
+    ["verb", "resource"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+API_RETRIES = Counter(
+    "corral_api_retries_total",
+    "Requests sent again, by why: throttled (429), server_error (5xx), no_answer (connection "
+    "or timeout), unauthorized (401, after refreshing credentials).",
+    ["verb", "reason"],
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "corral_leader", "1 while this replica holds the leader Lease, else 0.", registry=REGISTRY
+)
+LEADER_TRANSITIONS = Counter(
+    "corral_leader_transitions_total",
+    "Times this replica started or stopped leading.",
+    registry=REGISTRY,
+)
+EVENTS = Counter(
+    "corral_events_total",
+    "Kubernetes Events by outcome: created, aggregated (an existing Event's count patched), "
+    "rate_limited (per-object budget spent), dropped (send queue full), failed (API error).",
+    ["outcome"],
+    registry=REGISTRY,
+)
