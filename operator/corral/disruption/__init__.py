@@ -1,0 +1,1 @@
+"""Disruption: termination notices, checkpoint hooks, and the deadline-aware spot policy (pure)."""
