@@ -21,8 +21,8 @@ crds: install
 	$(BIN)/corral crds --out charts/corral/crds
 
 lint: install
-	$(BIN)/ruff check operator tests e2e bench
-	$(BIN)/ruff format --check operator tests e2e bench
+	$(BIN)/ruff check operator tests e2e bench examples
+	$(BIN)/ruff format --check operator tests e2e bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -42,6 +42,8 @@ RESERVED_ENV = (
     "RANK",
     "NODE_RANK",
     "CORRAL_RESUME_FROM",
+    "CORRAL_RESUME_STEP",
+    "CORRAL_RESUME_ID",
     "CORRAL_JOB",
     "CORRAL_WORKER_INDEX",
 )
@@ -208,8 +210,12 @@ class PlacementStatus(StatusModel):
 
 class CheckpointRecord(StatusModel):
     id: str
+    """The request id every worker acknowledged (`corral.dev/checkpoint-completed`)."""
     step: int | None = None
+    """`corral.dev/checkpoint-step`: restarted workers get it as CORRAL_RESUME_STEP."""
     time: Time | None = None
+    uri: str | None = None
+    """`corral.dev/checkpoint-uri`: restarted workers get it as CORRAL_RESUME_FROM."""
 
 
 class WorkerCounts(StatusModel):
