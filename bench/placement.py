@@ -7,7 +7,7 @@ rack > host: 16 hosts a rack, 8 racks a block, blocks dealt over 4 zones), fille
 their devices by pods of 8, 8, 4, 2 and 1 devices on random hosts. Gangs of 1, 8, 64 and 512
 workers of 8 devices, and of 1 device, with no topology constraint: each algorithm does its best.
 
-Algorithms:
+Algorithms (`corral.placement.baselines.POLICIES`, the ones `corral simulate` compares too):
 - corral: `corral.placement.place` on a `FleetSnapshot`. *cold* = first solve of a worker shape
   (its capacity index and memos built in the call; median of 3); *warm* = after one pod changed since the
   previous solve (what the operator pays on every event); the median and p99 are warm.
@@ -19,13 +19,13 @@ Algorithms:
   then descends, at each level taking children by room, largest first, the last one best-fit.
 
 Quality: the span (lowest common level of the hosts used) and the domains used per level.
-Baselines run on plain arrays of free devices (no parsing, no index): their latency is a floor.
+Baselines run on the same snapshot and its capacity index (whole workers per node kept current),
+after the same pod change as Corral's warm solve.
 """
 
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import platform
 import random
@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from corral.fleet import FleetSnapshot
-from corral.fleet.testing import BLOCK, RACK, ZONE, node, pod, pool
-from corral.placement import Placement, PlacementRequest, place
+from corral.fleet.testing import BLOCK, HOST, RACK, ZONE, node, pod, pool
+from corral.placement import NoFit, Placement, PlacementRequest, place
+from corral.placement.baselines import POLICIES
 
 HOSTS_PER_RACK = 16
 RACKS_PER_BLOCK = 8
@@ -102,104 +103,18 @@ def generate(count: int, seed: int) -> Fleet:
     return Fleet(hosts, nodes, pods)
 
 
-# -- baselines -----------------------------------------------------------------------------------
-
-
-def first_fit(hosts: list[Host], workers: int, devices: int) -> dict[str, int] | None:
-    placed: dict[str, int] = {}
-    left = workers
-    for host in hosts:
-        fits = min(host.free // devices, left)
-        if fits:
-            placed[host.name] = fits
-            left -= fits
-            if not left:
-                return placed
-    return None
-
-
-def spread(hosts: list[Host], workers: int, devices: int) -> dict[str, int] | None:
-    heap = [(-host.free, host.name) for host in hosts if host.free >= devices]
-    heapq.heapify(heap)
-    placed: dict[str, int] = {}
-    for _ in range(workers):
-        if not heap:
-            return None
-        free, name = heapq.heappop(heap)
-        placed[name] = placed.get(name, 0) + 1
-        if -free - devices >= devices:
-            heapq.heappush(heap, (free + devices, name))
-    return placed
-
-
-def kueue_best_fit(hosts: list[Host], workers: int, devices: int) -> dict[str, int] | None:
-    # Phase 1: workers each domain holds, counted up the tree (keys: paths).
-    counts: dict[tuple[str, ...], int] = {}
-    children: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
-    for host in hosts:
-        fits = host.free // devices
-        if not fits:
-            continue
-        path = (host.zone, host.block, host.rack, host.name)
-        for depth in range(5):
-            key = path[:depth]
-            if key not in counts:
-                counts[key] = 0
-                if depth:
-                    children.setdefault(path[: depth - 1], []).append(key)
-            counts[key] += fits
-    if counts.get((), 0) < workers:
-        return None
-    # Phase 2: the lowest level with a domain that holds the gang, best fit there.
-    start: tuple[str, ...] = ()
-    for depth in range(4, 0, -1):
-        fitting = [k for k, c in counts.items() if len(k) == depth and c >= workers]
-        if fitting:
-            start = min(fitting, key=lambda k: (counts[k], k))
-            break
-    placed: dict[str, int] = {}
-
-    def descend(domain: tuple[str, ...], need: int) -> None:
-        if len(domain) == 4:
-            placed[domain[3]] = need
-            return
-        kids = sorted(children[domain], key=lambda k: (-counts[k], k))
-        for index, kid in enumerate(kids):
-            if need <= 0:
-                return
-            if counts[kid] >= need:
-                # the last domain: the best fit among those left that hold the rest
-                last = min(
-                    (k for k in kids[index:] if counts[k] >= need), key=lambda k: (counts[k], k)
-                )
-                descend(last, need)
-                return
-            descend(kid, counts[kid])
-            need -= counts[kid]
-
-    descend(start, workers)
-    return placed
-
-
-BASELINES: dict[str, Callable[[list[Host], int, int], dict[str, int] | None]] = {
-    "first-fit": first_fit,
-    "spread": spread,
-    "kueue-bestfit": kueue_best_fit,
-}
-
-
 # -- quality -------------------------------------------------------------------------------------
 
 
-def quality(hosts_by_name: dict[str, Host], placed: dict[str, int] | None) -> dict[str, Any]:
-    if placed is None:
+def quality(result: Placement | NoFit) -> dict[str, Any]:
+    if not isinstance(result, Placement):
         return {"placed": False, "span": None, "domains": None}
-    used = [hosts_by_name[name] for name in placed]
+    counts = result.domains_per_level
     domains = {
-        "zone": len({h.zone for h in used}),
-        "block": len({(h.zone, h.block) for h in used}),
-        "rack": len({(h.zone, h.block, h.rack) for h in used}),
-        "host": len(used),
+        "zone": counts.get(ZONE, 1),
+        "block": counts.get(BLOCK, 1),
+        "rack": counts.get(RACK, 1),
+        "host": counts.get(HOST, result.hosts),
     }
     span = "pool"
     for level in reversed(LEVELS):
@@ -228,7 +143,6 @@ def run(sizes: list[int], gangs: list[tuple[int, int]], trials: int, seed: int) 
     updates: dict[str, Any] = {}
     for size in sizes:
         fleet = generate(size, seed)
-        hosts_by_name = {h.name: h for h in fleet.hosts}
         started = time.perf_counter()
         snapshot = FleetSnapshot.build(
             fleet.nodes, fleet.pods, [pool("fleet").levels(ZONE, BLOCK, RACK).obj()]
@@ -252,56 +166,31 @@ def run(sizes: list[int], gangs: list[tuple[int, int]], trials: int, seed: int) 
                 spent, _ = timed(lambda: place(snapshot, request))  # noqa: B023
                 colds.append(spent)
             cold_ms = statistics.median(colds)
-            warm: list[float] = []
+            samples: dict[str, list[float]] = {name: [] for name in POLICIES}
             count = trials if workers * devices < 4096 else max(5, trials // 3)
             for _ in range(count):
                 changed = fleet.pods[rng.randrange(len(fleet.pods))]
                 finished = {**changed, "status": {"phase": "Succeeded"}}
                 spent, _ = timed(lambda: snapshot.upsert_pod(finished))  # noqa: B023
                 update_ms.append(spent)
-                spent, _ = timed(lambda: place(snapshot, request))  # noqa: B023
-                warm.append(spent)
+                for name, policy in POLICIES.items():
+                    spent, _ = timed(lambda: policy(snapshot, request))  # noqa: B023
+                    samples[name].append(spent)
                 spent, _ = timed(lambda: snapshot.upsert_pod(changed))  # noqa: B023
                 update_ms.append(spent)
-            result = place(snapshot, request)
-            placed = (
-                {n: result.assignments.count(n) for n in set(result.assignments)}
-                if isinstance(result, Placement)
-                else None
-            )
-            rows.append(
-                {
+            for name, policy in POLICIES.items():
+                row: dict[str, Any] = {
                     "hosts": size,
                     "workers": workers,
                     "devices_per_worker": devices,
-                    "algorithm": "corral",
-                    "median_ms": statistics.median(warm),
-                    "p99_ms": percentile(warm, 0.99),
-                    "cold_ms": cold_ms,
-                    "samples": len(warm),
-                    **quality(hosts_by_name, placed),
+                    "algorithm": name,
+                    "median_ms": statistics.median(samples[name]),
+                    "p99_ms": percentile(samples[name], 0.99),
+                    "samples": len(samples[name]),
                 }
-            )
-            for name, baseline in BASELINES.items():
-                samples = []
-                outcome = None
-                for _ in range(count):
-                    spent, outcome = timed(
-                        lambda: baseline(fleet.hosts, workers, devices)  # noqa: B023
-                    )
-                    samples.append(spent)
-                rows.append(
-                    {
-                        "hosts": size,
-                        "workers": workers,
-                        "devices_per_worker": devices,
-                        "algorithm": name,
-                        "median_ms": statistics.median(samples),
-                        "p99_ms": percentile(samples, 0.99),
-                        "samples": len(samples),
-                        **quality(hosts_by_name, outcome),
-                    }
-                )
+                if name == "corral":
+                    row["cold_ms"] = cold_ms
+                rows.append({**row, **quality(policy(snapshot, request))})
             print(f"  {workers} x {devices}: done", file=sys.stderr)
         updates[str(size)] = {
             "median_ms": statistics.median(update_ms),

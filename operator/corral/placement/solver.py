@@ -31,12 +31,13 @@ from corral.placement.filters import select_pools
 from corral.placement.request import PlacementRequest
 from corral.placement.result import NoFit, Placement
 from corral.placement.search import PoolPlan, PoolSearch, tree_level
+from corral.placement.span import rank_order, span_of
 
 HOST_RANK = TOPOLOGY_RANK[HOSTNAME_LEVEL]
 
 
 @dataclass
-class _Refusal:
+class Refusal:
     reason: str
     permanent: bool
 
@@ -52,10 +53,10 @@ def place(snapshot: FleetSnapshot, request: PlacementRequest) -> Placement | NoF
         return NoFit(choice.refusal, permanent=True)
     demand = request.demand()
     best: tuple[tuple[object, ...], Placement] | None = None
-    refusals: list[tuple[str, _Refusal]] = []
+    refusals: list[tuple[str, Refusal]] = []
     for view in choice.views:
         outcome = _place_in_pool(view, request, demand)
-        if isinstance(outcome, _Refusal):
+        if isinstance(outcome, Refusal):
             refusals.append((view.name, outcome))
             continue
         key, placement = outcome
@@ -84,11 +85,11 @@ def place(snapshot: FleetSnapshot, request: PlacementRequest) -> Placement | NoF
 
 def _place_in_pool(
     view: PoolView, request: PlacementRequest, demand: WorkerDemand
-) -> tuple[tuple[object, ...], Placement] | _Refusal:
+) -> tuple[tuple[object, ...], Placement] | Refusal:
     search = PoolSearch(view, request, demand)
     plan = search.run()
     if plan is None:
-        return _static_refusal(view, request) or _refusal_now(view, request, demand, search)
+        return static_refusal(view, request) or _refusal_now(view, request, demand, search)
     return _describe(plan, search, request)
 
 
@@ -121,24 +122,9 @@ class _Outcome:
 
 def _outcome(plan: PoolPlan, search: PoolSearch, request: PlacementRequest) -> _Outcome:
     view = plan.view
-    topology = view.topology
-    order = sorted(plan.workers_on, key=search.position)
-    counts = {
-        key: len({topology.unit_of(node, level) for node in order})
-        for level, key in enumerate(topology.levels)
-    }
-    counts[HOSTNAME_LEVEL] = len(order)
-    span_level: str | None = None
-    span_domain: str | None = None
-    if len(order) == 1:
-        span_level, span_domain = HOSTNAME_LEVEL, topology.host_name[order[0]]
-    else:
-        for level in range(topology.depth - 1, -1, -1):
-            if counts[topology.levels[level]] == 1:
-                domain = topology.domain_of(order[0], level)
-                assert domain is not None, "one unit at the narrowest such level is a domain"
-                span_level, span_domain = topology.levels[level], domain.name
-                break
+    order = rank_order(view.topology, plan.workers_on)
+    span = span_of(view.topology, order)
+    counts, span_level, span_domain = span.counts, span.level, span.domain
     index = search.index
     domain = plan.choice.domain
     return _Outcome(
@@ -278,15 +264,15 @@ def _explanation(
 # -- no fit, in words -----------------------------------------------------------------------
 
 
-def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | None:
+def static_refusal(view: PoolView, request: PlacementRequest) -> Refusal | None:
     """Reasons the gang can never fit the pool as it is, even with every pod gone."""
     if not view.nodes:
-        return _Refusal(f"no node matches the nodeSelector of pool {view.name} (yet)", False)
+        return Refusal(f"no node matches the nodeSelector of pool {view.name} (yet)", False)
     d = request.devices_per_worker
     resource = view.resource_name
     most = max(node.allocatable.get(resource, 0) for node in view.nodes.values())
     if d > most:
-        return _Refusal(
+        return Refusal(
             f"acceleratorsPerWorker={d}: no node of pool {view.name} has that many "
             f"{resource} (the most is {most})",
             True,
@@ -298,7 +284,7 @@ def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | Non
         if amount:
             most = max(node.allocatable.get(key, 0) for node in view.nodes.values())
             if amount > most:
-                return _Refusal(
+                return Refusal(
                     f"the worker template requests {shown(amount)} {key} per worker; no node of "
                     f"pool {view.name} has that much allocatable (the most is {shown(most)})",
                     True,
@@ -316,7 +302,7 @@ def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | Non
                 workers_by_resource(request, node.allocatable, node.allocatable.get(resource, 0))
             )
         binding = binding_resources(request, totals)
-        return _Refusal(
+        return Refusal(
             f"{needs(request)}; pool {view.name} has {view.total_devices} devices in all"
             + (f"{binding} (even with every pod gone)" if binding else ""),
             True,
@@ -343,13 +329,13 @@ def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | Non
                     f"{devices_by[best]} devices in {plural(hosts_by[best], 'host')} even when empty"
                 )
             note = unlabelled_note(view, up_to=required)
-            return _Refusal(
+            return Refusal(
                 f"topology.required={level}: {what}, {needs(request)}"
                 + (f" ({note})" if note else ""),
                 True,
             )
     if required == view.topology.depth and max(empty.values()) < request.workers:
-        return _Refusal(
+        return Refusal(
             f"topology.required={HOSTNAME_LEVEL}: no node of pool {view.name} holds "
             f"{plural(request.workers, 'worker')} even when empty, {needs(request)}",
             True,
@@ -359,14 +345,14 @@ def _static_refusal(view: PoolView, request: PlacementRequest) -> _Refusal | Non
 
 def _refusal_now(
     view: PoolView, request: PlacementRequest, demand: WorkerDemand, search: PoolSearch
-) -> _Refusal:
+) -> Refusal:
     index = search.index
     topology = view.topology
     root = topology.root
     if index.cap.get(root, 0) < request.workers:
         hosts = sum(1 for free in index.free.values() if free > 0)
         phrase = room_phrase(index.room.get(root, 0), hosts, index.cap.get(root, 0), request)
-        return _Refusal(
+        return Refusal(
             f"pool {view.name} has {phrase}, {needs(request)}"
             f"{resource_binding(view, index, request)}{unusable_summary(view, demand)}",
             False,
@@ -400,4 +386,4 @@ def _refusal_now(
         note = unlabelled_note(view, up_to=required)
         if note is not None:
             reason += f" ({note})"
-    return _Refusal(reason, False)
+    return Refusal(reason, False)
