@@ -16,6 +16,8 @@ def _camel(name: str) -> str:
         "min_memory_gib": "minMemoryGiB",
         "peak_tflops": "peakTFLOPS",
         "grams_per_kwh": "gramsPerKWh",
+        "energy_kwh": "energyKWh",
+        "settled_energy_kwh": "settledEnergyKWh",
         "latency_ms": "latencyMs",
         "observed_latency_ms": "observedLatencyMs",
         "http_get": "httpGet",

@@ -103,6 +103,15 @@ class Carbon(SpecModel):
         return self.hourly[utc_hour % 24] if self.hourly else self.grams_per_kwh
 
 
+class Energy(SpecModel):
+    """How device-hours become energy: board watts x utilisation x PUE (docs/economics.md)."""
+
+    utilisation: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Average power draw as a share of the board power; 1 (the default) is an upper bound."""
+    pue: Annotated[float, Field(ge=1, le=5)] = 1.0
+    """Power usage effectiveness of the site: facility energy / IT energy (1 = IT energy only)."""
+
+
 class GPUPoolSpec(SpecModel):
     """What makes up the pool and what its devices are worth."""
 
@@ -124,6 +133,7 @@ class GPUPoolSpec(SpecModel):
     pricing: Pricing = Field(default_factory=Pricing)
     location: Location = Field(default_factory=Location)
     carbon: Carbon | None = None
+    energy: Energy = Field(default_factory=Energy)
     tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
     """Tolerations added to every pod Corral places on the pool (for tainted GPU nodes)."""
 

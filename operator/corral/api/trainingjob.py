@@ -146,8 +146,42 @@ class Rendezvous(SpecModel):
     """MASTER_PORT / PET_MASTER_PORT; worker 0 listens there."""
 
 
+class CarbonDeferral(SpecModel):
+    """Let the job wait for a lower-carbon hour of the pools it may use (docs/economics.md).
+
+    The latest start is `startBy`, or `spec.deadline - expectedDurationSeconds`, whichever is
+    earlier; the job never waits past it."""
+
+    start_by: Time | None = None
+    """Start no later than this."""
+    expected_duration_seconds: Annotated[int, Field(ge=1, le=90 * 86400)] | None = None
+    """How long the job is expected to run: the window whose carbon is compared, and, with
+    spec.deadline, what bounds the latest start."""
+    min_saving_percent: Annotated[float, Field(ge=0, le=100)] = 10.0
+    """Wait only for a window at least this much cleaner than starting now."""
+
+
+Objective = Literal["Default", "CostPerWork"]
+
+_WORK_TYPE = Annotated[str, Field(min_length=1, max_length=63)]
+
+
 class TrainingJobSpec(WorkloadSelection):
     """A gang of identical workers."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.carbonDeferral) || has(self.carbonDeferral.startBy) || "
+                    "(has(self.deadline) && has(self.carbonDeferral.expectedDurationSeconds))",
+                    "message": "carbonDeferral needs startBy, or expectedDurationSeconds with "
+                    "spec.deadline: the job must know when it has to start at the latest",
+                    "fieldPath": ".carbonDeferral",
+                }
+            ]
+        }
+    )
 
     workers: Annotated[int, Field(ge=1, le=100000)]
     """Pods in the gang; all are placed or none."""
@@ -167,6 +201,28 @@ class TrainingJobSpec(WorkloadSelection):
     placement_timeout_seconds: Annotated[int, Field(ge=1, le=86400)] = 120
     """Workers not all bound by then: the whole gang is re-placed."""
     rendezvous: Rendezvous = Field(default_factory=Rendezvous)
+    placement_objective: Objective = "Default"
+    """Default: the solver's order between pools (topology first). CostPerWork: among the pools
+    where the gang fits now, the lowest price per unit of work (price per device-hour divided by
+    `throughput` of the pool's accelerator type, or by its peakTFLOPS)."""
+    throughput: Annotated[dict[_WORK_TYPE, Annotated[float, Field(gt=0)]], Field(max_length=32)] = (
+        Field(default_factory=dict)
+    )
+    """Work per device-hour by accelerator type, in any unit the same for all types (samples/s,
+    tokens/s...): what CostPerWork divides prices by. Unset: each pool's peakTFLOPS."""
+    carbon_deferral: CarbonDeferral | None = None
+
+    @model_validator(mode="after")
+    def _deferral_has_a_latest_start(self) -> TrainingJobSpec:
+        deferral = self.carbon_deferral
+        if deferral is None or deferral.start_by is not None:
+            return self
+        if self.deadline is None or deferral.expected_duration_seconds is None:
+            raise ValueError(
+                "carbonDeferral: needs startBy, or expectedDurationSeconds with spec.deadline "
+                "(the job must know when it has to start at the latest)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_reserved_env(self) -> TrainingJobSpec:
@@ -231,6 +287,8 @@ class Accounting(StatusModel):
 
     settled_device_hours: float = 0.0
     settled_cost: float = 0.0
+    settled_energy_kwh: float = 0.0
+    settled_carbon_grams: float = 0.0
 
 
 class TrainingJobStatus(StatusModel):
@@ -248,8 +306,14 @@ class TrainingJobStatus(StatusModel):
     device_hours: float = 0.0
     cost: float = 0.0
     currency: str | None = None
+    energy_kwh: float = 0.0
+    """Energy of the device-hours: board watts x utilisation x PUE of the pool (docs/economics.md)."""
+    carbon_grams: float = 0.0
+    """gCO2e of that energy at the pool's carbon intensity (hourly when it has a schedule)."""
     queued_seconds: float = 0.0
     """Total time spent waiting for placement."""
+    deferred_until: Time | None = None
+    """The job waits for a lower-carbon window until then (spec.carbonDeferral)."""
     accounting: Accounting = Field(default_factory=Accounting)
     start_time: Time | None = None
     completion_time: Time | None = None

@@ -24,12 +24,3 @@ def device_hours(usages: Iterable[Usage], now: datetime) -> float:
         if end > usage.start:
             total += usage.devices * (end - usage.start).total_seconds() / 3600.0
     return total
-
-
-def energy_kwh(
-    device_hours_used: float, watts_per_device: float | None, utilisation: float = 1.0
-) -> float:
-    """Energy at the board power of the devices (an upper bound when utilisation is unknown)."""
-    if not watts_per_device:
-        return 0.0
-    return device_hours_used * watts_per_device * utilisation / 1000.0

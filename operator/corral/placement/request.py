@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from corral.api.errors import InvalidObject, describe_errors
 from corral.api.meta import Toleration
 from corral.api.selection import ALL_CAPACITY_TYPES, CapacityType
-from corral.api.trainingjob import TrainingJob
+from corral.api.trainingjob import Objective, TrainingJob
 from corral.fleet.demand import WorkerDemand
 from corral.fleet.resources import CPU, MEMORY, pod_requests
 
@@ -44,6 +44,10 @@ class PlacementRequest:
     carbon_hour: int | None = None
     """UTC hour for pools with an hourly carbon schedule (the caller passes the time in); None
     compares their static figure."""
+    objective: Objective = "Default"
+    """`spec.placementObjective`: the solver ignores it; `corral.cost.objective` acts on it."""
+    throughput: tuple[tuple[str, float], ...] = ()
+    """`spec.throughput`: work per device-hour by accelerator type, sorted pairs."""
 
     @property
     def name(self) -> str:
@@ -88,6 +92,8 @@ class PlacementRequest:
             regions=tuple(spec.residency.regions),
             required_level=spec.topology.required,
             preferred_level=spec.topology.preferred,
+            objective=spec.placement_objective,
+            throughput=tuple(sorted(spec.throughput.items())),
         )
 
 
