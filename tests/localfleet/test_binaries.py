@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,28 @@ def test_repo_root_holds_the_wrapper_modules() -> None:
 def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CORRAL_CACHE_DIR", str(tmp_path))
     assert binaries.cache_dir() == tmp_path / "bin" / versions.KUBERNETES
+
+
+def test_fetching_helm_does_not_wait_behind_a_control_plane_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make test` fetches helm (seconds) while another run may hold the control-plane build
+    (minutes): each group has its own lock."""
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+
+    def fetch(out: Path, log: object) -> None:
+        _fake_binary(out / "kubectl", f"Client Version: {versions.KUBECTL}")
+        _fake_binary(out / "helm", versions.HELM)
+
+    monkeypatch.setitem(binaries._BUILDERS, "kubectl", fetch)
+    result: dict[str, Path] = {}
+    with binaries._locked(tmp_path, "controlplane"):  # a build in progress elsewhere
+        worker = threading.Thread(
+            target=lambda: result.update(helm=binaries.ensure(tmp_path, only=["helm"])["helm"]),
+            daemon=True,
+        )
+        worker.start()
+        worker.join(timeout=10)
+    assert result == {"helm": tmp_path / "helm"}
+    assert (tmp_path / "helm.version").read_text().strip() == versions.HELM

@@ -4,7 +4,8 @@ Lookup order for each binary: the cache (`~/.cache/corral/bin/<k8s-version>/`, a
 is trusted when its `.version` stamp names the pinned version), then `$KUBEBUILDER_ASSETS`, then
 `PATH` (both only when `<binary> --version` reports a compatible version, so a stray old kubectl
 or Debian's etcd 3.4 is passed over). What is still missing is built into the cache, one group at
-a time, under a file lock so two concurrent runs do not build twice:
+a time, each group under its own file lock so two concurrent runs do not build twice and a quick
+fetch (helm) never waits behind a long build (the control plane):
 
 - controlplane: kube-apiserver, kube-controller-manager, kube-scheduler in ONE `go build` inside
   the wrapper module `e2e/controlplane` (k8s.io/kubernetes replaces its staging modules with
@@ -197,9 +198,11 @@ def locate(directory: Path | None = None, *, external: bool = True) -> dict[str,
 
 
 @contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def _locked(directory: Path, group: str) -> Iterator[None]:
+    """One lock per build group: fetching helm (seconds) never waits behind a control-plane
+    build (minutes) that another run holds."""
     directory.mkdir(parents=True, exist_ok=True)
-    with (directory / ".lock").open("w") as handle:
+    with (directory / f".lock-{group}").open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -357,17 +360,22 @@ def ensure(
     if all(t.name in found for t in wanted):
         return Binaries(found)
     build_seconds: dict[str, float] = {}
-    with _locked(directory):
-        found = locate(directory, external=external)  # another run may have built meanwhile
-        for group in GROUPS:
-            missing = [t.name for t in wanted if t.group == group and t.name not in found]
-            if not missing:
+    for group in GROUPS:
+        missing = [t for t in wanted if t.group == group and t.name not in found]
+        if not missing:
+            continue
+        with _locked(directory, group):
+            # Another run may have built this group while we waited for its lock.
+            if all(_cached(t, directory) for t in missing):
+                for tool in missing:
+                    found[tool.name] = Found(directory / tool.name, "cache")
                 continue
-            log(f"building {group} ({', '.join(missing)}) into {directory} ...")
+            names = ", ".join(t.name for t in missing)
+            log(f"building {group} ({names}) into {directory} ...")
             seconds = build_group(group, directory, log)
-            build_seconds[group] = seconds
-            log(f"built {group} in {seconds:.0f} s")
-            for tool in TOOLS:
-                if tool.group == group:
-                    found[tool.name] = Found(directory / tool.name, "built")
+        build_seconds[group] = seconds
+        log(f"built {group} in {seconds:.0f} s")
+        for tool in TOOLS:
+            if tool.group == group:
+                found[tool.name] = Found(directory / tool.name, "built")
     return Binaries(found, build_seconds)
