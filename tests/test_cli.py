@@ -93,6 +93,13 @@ def test_run_with_a_bad_port_is_one_line_exit_2(flag: str) -> None:
     assert "must be a port number" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_run_refuses_an_unknown_log_level_in_one_line() -> None:
+    result = run_cli("run", "--log-level=loud")
+    assert result.returncode == 2
+    assert "--log-level: invalid choice: 'loud'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "text", ["name: x\nracksPerBlock: [\n", "name: x\nnoSuchKey: 1\n", "- just\n- a list\n"]
 )
@@ -103,3 +110,26 @@ def test_bad_fleet_file_is_one_line_exit_2(tmp_path: Path, text: str) -> None:
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith(f"corral fleet: {fleet}")
+
+
+def _without_localfleet(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as the operator image has it: corral.localfleet cannot be imported."""
+    program = (
+        "import sys; sys.modules['corral.localfleet'] = None\n"
+        "from corral.cli import main\n"
+        f"sys.exit(main({list(args)!r}))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+
+
+def test_the_operator_image_cli_works_without_the_local_fleet_tooling() -> None:
+    version = _without_localfleet("--version")
+    assert version.returncode == 0 and version.stdout.startswith("corral ")
+    run_help = _without_localfleet("run", "--help")
+    assert run_help.returncode == 0 and "--log-level" in run_help.stdout
+    fleet = _without_localfleet("fleet", "status")
+    assert fleet.returncode == 2
+    assert fleet.stderr.startswith("corral fleet: the local-fleet tooling (corral.localfleet)")
+    assert len(fleet.stderr.strip().splitlines()) == 1

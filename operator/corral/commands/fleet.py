@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -37,17 +38,17 @@ def register(subparsers: Any) -> None:
     )
     up.add_argument("--name", help="cluster name (default: the fleet file's name)")
     up.add_argument("--timeout", type=float, default=300, help="seconds to wait for Ready nodes")
-    up.set_defaults(handler=handle_up)
+    up.set_defaults(handler=_needs_localfleet(handle_up))
 
     down = verbs.add_parser("down", help="stop every process of the fleet and delete its state")
     down.add_argument("--name", help="fleet name (default: the only fleet that is up)")
     down.add_argument("--all", action="store_true", help="every fleet of this checkout")
-    down.set_defaults(handler=handle_down)
+    down.set_defaults(handler=_needs_localfleet(handle_down))
 
     status = verbs.add_parser("status", help="components, API and nodes of the fleet")
     status.add_argument("--name", help="fleet name (default: every fleet of this checkout)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(handler=handle_status)
+    status.set_defaults(handler=_needs_localfleet(handle_status))
 
     binaries = verbs.add_parser(
         "binaries", help="find or build the control-plane binaries (cached per version)"
@@ -56,11 +57,27 @@ def register(subparsers: Any) -> None:
     binaries.add_argument(
         "--which", metavar="NAME", help="print only this binary's path (e.g. kubectl)"
     )
-    binaries.set_defaults(handler=handle_binaries)
+    binaries.set_defaults(handler=_needs_localfleet(handle_binaries))
 
     nodes = verbs.add_parser("nodes", help="print the Node objects a fleet file makes (YAML)")
     nodes.add_argument("--fleet", "-f", default=DEFAULT_FLEET, metavar="FILE")
-    nodes.set_defaults(handler=handle_nodes)
+    nodes.set_defaults(handler=_needs_localfleet(handle_nodes))
+
+
+def _needs_localfleet(handler: Callable[[argparse.Namespace], int]) -> Any:
+    """The operator image leaves the local-fleet tooling out: say so in one line there."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            import corral.localfleet  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "the local-fleet tooling (corral.localfleet) is not installed here — the operator "
+                "image leaves it out; run `corral fleet` from a source checkout"
+            ) from None
+        return handler(args)
+
+    return run
 
 
 def _load_fleet(path: str) -> Any:

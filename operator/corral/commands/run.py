@@ -9,6 +9,9 @@ from typing import Any
 
 from corral.commands.common import UsageError
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""Values of --log-level (the chart's `logLevel`), least severe first."""
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run the operator")
@@ -22,7 +25,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--health-port", type=int, default=8081, help="port of /healthz (default 8081; 0 = off)"
     )
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="least severe messages logged (default info; debug also logs every watch event)",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="same as --log-level=debug")
     parser.set_defaults(handler=handle)
 
 
@@ -52,13 +61,11 @@ def handle(args: argparse.Namespace) -> int:
         where = args.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         reason = " ".join(str(exc).split())
         raise UsageError(f"cannot load cluster credentials from {where}: {reason}") from None
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
+    level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level > logging.DEBUG:
         # kopf logs every handled watch event at INFO; the operator's own log says what matters.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("kopf.objects").setLevel(max(level, logging.WARNING))
     controllers.load()
     if metrics_port:
         try:
