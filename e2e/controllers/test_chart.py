@@ -89,6 +89,49 @@ def test_chart_objects_pass_the_api_server_under_restricted_pod_security(
     assert "would violate PodSecurity" not in done.stderr, done.stderr
 
 
+def test_helm_install_with_default_values_rolls_out_under_restricted_pod_security(
+    cluster: Cluster, namespace: str
+) -> None:
+    """`helm install` as a user runs it: CRDs already present (Helm skips them), schema checked,
+    every object accepted, the operator pod admitted under `restricted` and rolled out (kwok
+    runs the pod: the image is never pulled here)."""
+    cluster.kubectl(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )
+    helm = binaries.ensure(only=["helm"], log=lambda _: None)["helm"]
+    release = f"chart-{namespace[-4:]}"  # cluster-scoped names follow the release
+
+    def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(helm), *args, "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=180,
+        )
+
+    installed = run_helm(
+        "install", release, str(REPO / "charts" / "corral"), "--wait", "--timeout", "120s"
+    )
+    try:
+        assert installed.returncode == 0, installed.stderr
+        deployment = cluster.kubectl.json("get", "deployment", f"{release}-corral", "-n", namespace)
+        assert deployment["status"].get("availableReplicas") == 1, deployment["status"]
+        pods = cluster.kubectl.json(
+            "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}"
+        )["items"]
+        assert [p["spec"]["serviceAccountName"] for p in pods] == [f"{release}-corral"]
+    finally:
+        uninstalled = run_helm("uninstall", release, "--wait", "--timeout", "60s")
+        assert uninstalled.returncode == 0, uninstalled.stderr
+    assert (
+        cluster.kubectl(
+            "get", "clusterrole", f"{release}-corral", "--ignore-not-found", "-o", "name"
+        )
+        == ""
+    )
+
+
 def test_operator_does_its_job_with_only_the_charts_rbac(
     cluster: Cluster,
     namespace: str,
