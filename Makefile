@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install crds lint test e2e bench dev chart manifest helm clean
+.PHONY: install crds lint test e2e e2e-kind bench dev chart manifest helm clean
 
 install: $(STAMP)
 
@@ -38,6 +38,12 @@ helm: install
 # CORRAL_KUBECONFIG=<file> runs it against another cluster; CORRAL_E2E_FLEET picks the fleet.
 e2e: install binaries prometheus
 	$(BIN)/pytest -q e2e
+
+# The same suite on a kind cluster running Corral's image, installed by its chart: for machines
+# with Docker (this project's CI has no container engine). e2e/kind/run.sh says what it does;
+# ARGS go to pytest, e.g. `make e2e-kind ARGS=e2e/controllers`.
+e2e-kind: install helm
+	e2e/kind/run.sh $(ARGS)
 
 .PHONY: prometheus
 # The real metrics backend of the e2e suite: Debian's prometheus package (or any on PATH).
