@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.chart.helm import CHART, refusal, render
+from tests.chart.helm import CHART, prerender, refusal, render
 
 INJECTION = "x\nhostNetwork: true"
 
@@ -64,6 +64,11 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "dashboard namespace": ({"dashboards": {"namespace": "Monitoring"}}, "/dashboards/namespace"),
     "dashboards enabled as text": ({"dashboards": {"enabled": "yes"}}, "/dashboards/enabled"),
 }  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _render_every_value_set_at_once() -> None:
+    prerender(values for values, _ in BAD_VALUES.values())
 
 
 @pytest.mark.parametrize(("values", "message"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
