@@ -403,6 +403,7 @@ class KubeAPI:
         *,
         grace_seconds: int | None = None,
         propagation: str = "Background",
+        preconditions: Mapping[str, str] | None = None,
         fenced: bool = True,
     ) -> Obj:
         options: dict[str, Any] = {
@@ -412,6 +413,9 @@ class KubeAPI:
         }
         if grace_seconds is not None:
             options["gracePeriodSeconds"] = grace_seconds
+        if preconditions:
+            # Delete only this incarnation (uid) or version: a 409 says it is another one.
+            options["preconditions"] = dict(preconditions)
         return await self.request("DELETE", path, body=options, fenced=fenced)
 
     async def watch(
