@@ -73,6 +73,15 @@ class NodeRecord:
         """Ready and not cordoned: the taint check depends on the pod and is made elsewhere."""
         return self.ready and not self.unschedulable
 
+    @property
+    def problem(self) -> str | None:
+        """Why no new pod should be placed here (cordoned, NotReady), in words; None if fine."""
+        if self.unschedulable:
+            return f"node {self.name} is cordoned"
+        if not self.ready:
+            return f"node {self.name} is NotReady"
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class PodRecord:

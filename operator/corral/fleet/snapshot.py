@@ -135,6 +135,15 @@ class FleetSnapshot:
         record = PodRecord.from_dict(pod)
         self._set_pod(record.key, record)
 
+    def upsert_record(self, record: PodRecord) -> None:
+        """Count a pod known only as a record (the assumed workers of a placement)."""
+        self._set_pod(record.key, record)
+
+    def node_problem(self, name: str) -> str | None:
+        """Why a planned node can no longer take a new worker (gone, cordoned, NotReady)."""
+        record = self.nodes.get(name)
+        return f"node {name} no longer exists" if record is None else record.problem
+
     def remove_pod(self, namespace: str, name: str) -> None:
         self._set_pod((namespace, name), None)
 

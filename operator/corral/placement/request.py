@@ -13,7 +13,7 @@ from corral.api.meta import Toleration
 from corral.api.selection import ALL_CAPACITY_TYPES, CapacityType
 from corral.api.trainingjob import Objective, TrainingJob
 from corral.fleet.demand import WorkerDemand
-from corral.fleet.resources import CPU, MEMORY, pod_requests
+from corral.fleet.resources import CPU, MEMORY, PODS, pod_requests
 
 TEMPLATE_SPEC = "spec.template.spec"
 
@@ -56,6 +56,16 @@ class PlacementRequest:
     @property
     def devices(self) -> int:
         return self.workers * self.devices_per_worker
+
+    def worker_requests(self, resource_name: str) -> dict[str, int]:
+        """What one worker takes from its node, for the assumed-pod ledger."""
+        amounts = {
+            resource_name: self.devices_per_worker,
+            CPU: self.cpu_millis_per_worker,
+            MEMORY: self.memory_bytes_per_worker,
+            PODS: 1,
+        }
+        return {name: amount for name, amount in amounts.items() if amount}
 
     def demand(self) -> WorkerDemand:
         return WorkerDemand.of(

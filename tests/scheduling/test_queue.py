@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tests.training.builders import at
 
-from corral.training.queue import Held, QueueEntry, queue_order, schedule
+from corral.scheduling.queue import Held, QueueEntry, queue_order, schedule
 
 
 @dataclass(frozen=True)
