@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from corral.api.trainingjob import PlacementStatus, TrainingJobSpec, TrainingJobStatus
+from corral.scheduling.actions import (
+    Action,
+    CreateWorker,
+    Decision,
+    DeletePod,
+    Emit,
+    EnsureService,
+    RequeueAfter,
+    Ungate,
+    WantsPlacement,
+)
 from corral.training.lifecycle import JobView
 from corral.training.pods import WorkerPod
 
@@ -80,6 +91,7 @@ def worker(index: int, attempt: int = 0, job_name: str = "j") -> WorkerPod:
     """A gated, unbound worker pod as Corral creates it."""
     return WorkerPod(
         name=f"{job_name}-w{index}-r{attempt}",
+        uid=f"pod-{job_name}-{index}-{attempt}",
         index=index,
         restart=attempt,
         phase="Pending",
@@ -127,3 +139,48 @@ def failed(
 
 def no_problem(node: str) -> str | None:
     return None
+
+
+@dataclass
+class Seen:
+    """A decision read the way tests ask about it: what is created, deleted, ungated, told."""
+
+    decision: Decision
+
+    @property
+    def status(self) -> TrainingJobStatus:
+        assert isinstance(self.decision.status, TrainingJobStatus)
+        return self.decision.status
+
+    @property
+    def actions(self) -> list[Action]:
+        return self.decision.actions
+
+    @property
+    def create(self) -> list[CreateWorker]:
+        return [a for a in self.actions if isinstance(a, CreateWorker)]
+
+    @property
+    def delete(self) -> list[str]:
+        return [a.name for a in self.actions if isinstance(a, DeletePod)]
+
+    @property
+    def ungate(self) -> list[str]:
+        return [a.name for a in self.actions if isinstance(a, Ungate)]
+
+    @property
+    def events(self) -> list[Emit]:
+        return [a for a in self.actions if isinstance(a, Emit)]
+
+    @property
+    def wants_placement(self) -> bool:
+        return any(isinstance(a, WantsPlacement) for a in self.actions)
+
+    @property
+    def ensure_service(self) -> bool:
+        return any(isinstance(a, EnsureService) for a in self.actions)
+
+    @property
+    def requeue_after(self) -> float | None:
+        delays = [a.seconds for a in self.actions if isinstance(a, RequeueAfter)]
+        return min(delays) if delays else None

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.training.builders import (
     T0,
+    Seen,
     at,
     bound,
     failed,
@@ -21,16 +22,19 @@ from tests.training.builders import (
 )
 
 from corral.api.conditions import get_condition
-from corral.training.lifecycle import Decision, Price, WorkerToCreate, admit, reconcile, refuse
+from corral.scheduling.actions import CreateWorker, WriteStatus
+from corral.training.accounting import Price
+from corral.training.lifecycle import admit, reconcile, refuse
 
 PRICE = Price(per_device_hour=2.0, currency="USD")
+WorkerToCreate = CreateWorker
 
 
-def step(j, pods, now=0.0, problem=no_problem, price=PRICE) -> Decision:  # type: ignore[no-untyped-def]
-    return reconcile(j, pods, at(now), problem, price)
+def step(j, pods, now=0.0, problem=no_problem, price=PRICE, refresh=False) -> Seen:  # type: ignore[no-untyped-def]
+    return Seen(reconcile(j, pods, at(now), problem, price, refresh))
 
 
-def reasons(decision: Decision) -> list[str]:
+def reasons(decision: Seen) -> list[str]:
     return [event.reason for event in decision.events]
 
 
@@ -65,7 +69,10 @@ def test_placed_job_creates_every_worker_on_its_node() -> None:
     assert d.create == [WorkerToCreate(0, 0, "h1"), WorkerToCreate(1, 0, "h2")]
     assert d.ensure_service
     assert d.status.phase == "Placing"
-    assert d.requeue_after == pytest.approx(120)
+    # The bind timeout counts from the placement, not from each attempt to create the pods
+    # (else a gang whose pods can never be created would hold its devices for good).
+    assert d.requeue_after == pytest.approx(119)
+    assert d.status.placement is not None and d.status.placement.time == at(0)
 
 
 def test_partial_gang_stays_gated_until_every_pod_exists() -> None:
@@ -99,16 +106,47 @@ def test_bound_but_not_yet_running_is_still_placing() -> None:
     assert d.requeue_after is None
 
 
-def test_bind_timeout_replaces_the_whole_gang() -> None:
+def test_bind_timeout_replaces_the_whole_gang_after_a_backoff() -> None:
     pods = [bound(worker(0), "h1"), ungated(worker(1))]
     d = step(job().placed("h1", "h2", since=0).obj(), pods, now=121)
     assert sorted(d.delete) == ["j-w0-r0", "j-w1-r0"]
     assert d.status.attempt == 1
     assert d.status.placement is None
     assert d.status.phase == "Queued"
-    assert d.wants_placement
+    assert not d.wants_placement and d.requeue_after == 5
+    assert d.status.requeue_state is not None and d.status.requeue_state.count == 1
+    assert d.status.requeue_state.requeue_at == at(126)
     assert reasons(d) == ["Replaced"]
     assert "worker(s) 1 not bound within 120s" in d.events[0].message
+
+
+@pytest.mark.parametrize(("count", "delay"), [(1, 5), (2, 10), (3, 20), (7, 300), (50, 300)])
+def test_replacements_back_off_exponentially_and_capped(count: int, delay: float) -> None:
+    from corral.api.trainingjob import RequeueState
+
+    pods = [bound(worker(0), "h1"), ungated(worker(1))]
+    j = job().placed("h1", "h2", since=0).status(requeue_state=RequeueState(count=count - 1)).obj()
+    d = step(j, pods, now=121)
+    assert d.requeue_after == delay
+    assert d.status.requeue_state is not None and d.status.requeue_state.count == count
+
+
+def test_a_job_backing_off_waits_then_asks_for_placement() -> None:
+    from corral.api.trainingjob import RequeueState
+
+    waiting = RequeueState(count=2, requeue_at=at(100))
+    d = step(job().phase("Queued").status(requeue_state=waiting).obj(), [], now=40)
+    assert not d.wants_placement and d.requeue_after == 60
+    later = step(job().phase("Queued").status(requeue_state=waiting).obj(), [], now=100)
+    assert later.wants_placement
+
+
+def test_running_gang_forgets_its_backoff() -> None:
+    from corral.api.trainingjob import RequeueState
+
+    pods = [running(worker(0), "h1", 10), running(worker(1), "h2", 10)]
+    j = job().placed("h1", "h2").status(requeue_state=RequeueState(count=3)).obj()
+    assert step(j, pods, now=20).status.requeue_state is None
 
 
 def test_planned_node_gone_bad_before_binding_replaces() -> None:
@@ -116,7 +154,7 @@ def test_planned_node_gone_bad_before_binding_replaces() -> None:
         return "node h2 is cordoned" if node == "h2" else None
 
     d = step(job().placed("h1", "h2").obj(), [bound(worker(0), "h1"), worker(1)], problem=cordoned)
-    assert d.status.attempt == 1 and d.wants_placement
+    assert d.status.attempt == 1 and d.requeue_after == 5
     assert "worker 1: node h2 is cordoned" in d.events[0].message
 
 
@@ -204,9 +242,30 @@ def test_worker_deleted_by_someone_else_is_recreated_on_its_node() -> None:
     assert d.status.placement is not None and d.status.placement.time == at(500)
 
 
+def test_usage_is_not_rewritten_on_every_reconcile() -> None:
+    # Usage grows with the clock: refreshing it on every step would make every step a write.
+    pods = [running(worker(0), "h1", since=0), running(worker(1), "h2", since=0)]
+    j = job().placed("h1", "h2").phase("Running").status(start_time=at(0)).obj()
+    d = step(j, pods, now=3600)
+    assert d.status.device_hours == 0
+    assert d.status == j.status.model_copy(
+        update={"observed_generation": 1, "workers": d.status.workers}
+    )
+
+
+def test_an_unchanged_running_job_decides_nothing_to_write() -> None:
+    pods = [running(worker(0), "h1", since=0), running(worker(1), "h2", since=0)]
+    first = step(job().placed("h1", "h2").phase("Placing").obj(), pods, now=10)
+    settled = job().placed("h1", "h2").status(**dict(first.status)).obj()
+    again = step(settled, pods, now=500)
+    assert again.status == settled.status
+    assert [type(a) for a in again.actions] == [WriteStatus, type(again.actions[1])]
+    assert again.ensure_service and not again.events
+
+
 def test_device_hours_and_cost_count_running_workers() -> None:
     pods = [running(worker(0), "h1", since=0), running(worker(1), "h2", since=1800)]
-    d = step(job().placed("h1", "h2").phase("Running").obj(), pods, now=3600)
+    d = step(job().placed("h1", "h2").phase("Running").obj(), pods, now=3600, refresh=True)
     assert d.status.device_hours == pytest.approx(8 * 1.0 + 8 * 0.5)
     assert d.status.cost == pytest.approx(12 * 2.0)
     assert d.status.currency == "USD"
@@ -226,6 +285,7 @@ def test_usage_is_settled_once_across_a_restart() -> None:
         .obj(),
         pods,
         now=7200,
+        refresh=True,
     )
     assert later.status.device_hours == pytest.approx(expected)
 
@@ -328,7 +388,7 @@ def test_pods_refused_by_the_api_server_fail_the_job_and_remove_what_was_made() 
     from corral.training.lifecycle import reject_pods
 
     j = job().placed("h1", "h2").obj()
-    d = reject_pods(j, [worker(0)], "spec.containers[0].name: Invalid value", at(5), PRICE)
+    d = Seen(reject_pods(j, [worker(0)], "spec.containers[0].name: Invalid value", at(5), PRICE))
     assert d.status.phase == "Failed"
     assert d.delete == ["j-w0-r0"]
     assert not d.create and not d.wants_placement

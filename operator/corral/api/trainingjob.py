@@ -291,6 +291,16 @@ class Accounting(StatusModel):
     settled_carbon_grams: float = 0.0
 
 
+class RequeueState(StatusModel):
+    """Backoff of re-placements (Kueue's requeueState): a gang whose workers could not all bind
+    waits longer each time before it is placed again; reset once the gang runs."""
+
+    count: int = 0
+    """Re-placements since the gang last ran."""
+    requeue_at: Time | None = None
+    """Not placed again before this time."""
+
+
 class TrainingJobStatus(StatusModel):
     observed_generation: int | None = None
     phase: TrainingPhase = "Pending"
@@ -315,6 +325,7 @@ class TrainingJobStatus(StatusModel):
     deferred_until: Time | None = None
     """The job waits for a lower-carbon window until then (spec.carbonDeferral)."""
     accounting: Accounting = Field(default_factory=Accounting)
+    requeue_state: RequeueState | None = None
     start_time: Time | None = None
     completion_time: Time | None = None
     conditions: list[Condition] = Field(default_factory=list)

@@ -1,36 +1,59 @@
-"""One reconcile step of a TrainingJob: observed state in, decisions out.
+"""One reconcile step of a TrainingJob: observed state in, a decision (typed actions) out.
 
 The step is level-triggered: it looks only at the job (spec and the status it last wrote) and the
-worker pods that exist, never at what happened before, so an operator killed at any line and
-started again makes the same decisions. Invariants the controller keeps by executing a decision in
-order (status first, then pods):
+worker pods that exist, never at what happened before, so an operator killed between any two
+actions and started again makes the same decisions. Invariants kept by the actions' order
+(`corral.scheduling.actions.ORDER`: status first, then pods):
 - pods of the current attempt exist only while `status.placement` records their nodes;
 - pods of another attempt are leftovers and are deleted;
 - usage of an attempt is settled into `status.accounting` before its pods are deleted.
+
+Writes are bounded: a step on an unchanged job and unchanged pods returns the status it read.
+Usage (deviceHours, cost) grows with the clock, so it is brought up to date only when the caller
+asks (`refresh_usage`, a periodic timer) and when an attempt ends or the phase changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from corral.api.conditions import set_condition
 from corral.api.meta import ConditionStatus
 from corral.api.trainingjob import (
     PlacementStatus,
+    RequeueState,
     TrainingJobSpec,
     TrainingJobStatus,
     TrainingPhase,
     WorkerCounts,
 )
-from corral.cost.accounting import Usage, device_hours
+from corral.scheduling.actions import (
+    CreateWorker,
+    Decision,
+    DeletePod,
+    Emit,
+    EnsureService,
+    ReleaseAssumed,
+    RequeueAfter,
+    Ungate,
+    WantsPlacement,
+)
+from corral.training import accounting
+from corral.training.accounting import Price
 from corral.training.pods import WorkerPod
 
 NodeProblem = Callable[[str], str | None]
 """Why a planned node can no longer take a worker (gone, NotReady, cordoned), or None."""
 
 TERMINAL: tuple[TrainingPhase, ...] = ("Succeeded", "Failed")
+ACTIVE: tuple[TrainingPhase, ...] = ("Placing", "Running", "Checkpointing", "Recovering")
+"""Phases in which workers hold devices (usage grows)."""
+
+REPLACE_BACKOFF_SECONDS = 5.0
+REPLACE_BACKOFF_CAP_SECONDS = 300.0
+"""A gang re-placed n times in a row waits min(cap, base * 2^(n-1)) before its next placement."""
 
 
 @dataclass(frozen=True)
@@ -48,39 +71,8 @@ class JobView:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
-class Price:
-    per_device_hour: float
-    currency: str
-
-
-@dataclass(frozen=True)
-class WorkerToCreate:
-    index: int
-    attempt: int
-    node: str
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    type: str
-    """Normal or Warning."""
-    reason: str
-    message: str
-
-
-@dataclass
-class Decision:
-    status: TrainingJobStatus
-    create: list[WorkerToCreate] = field(default_factory=list)
-    ungate: list[str] = field(default_factory=list)
-    delete: list[str] = field(default_factory=list)
-    events: list[JobEvent] = field(default_factory=list)
-    ensure_service: bool = False
-    wants_placement: bool = False
-    """The job waits in the queue for the scheduler pass."""
-    requeue_after: float | None = None
-    """Seconds until a time-based check (bind timeout) is due."""
+def replace_backoff(count: int) -> float:
+    return float(min(REPLACE_BACKOFF_CAP_SECONDS, REPLACE_BACKOFF_SECONDS * 2 ** max(0, count - 1)))
 
 
 class _Step:
@@ -99,43 +91,18 @@ class _Step:
         )
 
     def event(self, type_: str, reason: str, message: str) -> None:
-        self.decision.events.append(JobEvent(type_, reason, message))
+        self.decision.add(Emit(type_, reason, message))
 
     def phase(self, phase: TrainingPhase) -> None:
         self.status.phase = phase
 
+    def delete(self, pods: Sequence[WorkerPod]) -> None:
+        self.decision.add(*(DeletePod(pod.name, pod.uid) for pod in pods if not pod.deleting))
+
     def enqueue(self) -> None:
         self.status.placement = None
         self.status.queued_since = self.now
-        self.decision.wants_placement = True
-
-
-def _usage(pods: Sequence[WorkerPod], devices: int) -> list[Usage]:
-    return [Usage(devices, pod.start_time, pod.finish_time) for pod in pods if pod.start_time]
-
-
-def _account(step: _Step, current: Sequence[WorkerPod], price: Price | None) -> float:
-    """Refresh deviceHours/cost from settled usage plus the live attempt; returns the live part."""
-    live = device_hours(_usage(current, step.job.spec.accelerators_per_worker), step.now)
-    accounting = step.status.accounting
-    step.status.device_hours = round(accounting.settled_device_hours + live, 6)
-    if price is not None:
-        step.status.cost = round(accounting.settled_cost + live * price.per_device_hour, 6)
-        step.status.currency = price.currency
-    return live
-
-
-def _end_attempt(
-    step: _Step, current: Sequence[WorkerPod], live: float, price: Price | None
-) -> None:
-    """Settle the attempt's usage, delete its pods, and move on to the next attempt."""
-    step.status.accounting.settled_device_hours += live
-    if price is not None:
-        step.status.accounting.settled_cost += live * price.per_device_hour
-    step.decision.delete.extend(pod.name for pod in current if not pod.deleting)
-    step.decision.create, step.decision.ungate = [], []
-    step.status.attempt += 1
-    step.status.placement = None
+        self.decision.add(WantsPlacement())
 
 
 def _count(pods: Sequence[WorkerPod], total: int) -> WorkerCounts:
@@ -148,18 +115,17 @@ def _count(pods: Sequence[WorkerPod], total: int) -> WorkerCounts:
     )
 
 
-def budget_exceeded(spec: TrainingJobSpec, status: TrainingJobStatus) -> str | None:
-    """Why the job has used up its budget, or None."""
-    if spec.budget.device_hours is not None and status.device_hours >= spec.budget.device_hours:
-        return (
-            f"used {status.device_hours:.1f} of its budget of {spec.budget.device_hours:g} "
-            "device-hours (spec.budget.deviceHours)"
-        )
-    if spec.budget.cost is not None and status.cost >= spec.budget.cost:
-        return (
-            f"cost {status.cost:.2f} reached its budget of {spec.budget.cost:g} (spec.budget.cost)"
-        )
-    return None
+def _end_attempt(
+    step: _Step, current: Sequence[WorkerPod], live: float, price: Price | None
+) -> None:
+    """Settle the attempt's usage, delete its pods, and move on to the next attempt."""
+    accounting.settle(step.status, live, price)
+    step.delete(current)
+    step.decision.drop(CreateWorker)
+    step.decision.drop(Ungate)
+    step.decision.add(ReleaseAssumed(step.status.attempt))
+    step.status.attempt += 1
+    step.status.placement = None
 
 
 def reconcile(
@@ -168,58 +134,81 @@ def reconcile(
     now: datetime,
     node_problem: NodeProblem,
     price: Price | None,
+    refresh_usage: bool = False,
 ) -> Decision:
-    """The next step for one job. `pods` are all worker pods labelled with the job."""
+    """The next step for one job. `pods` are the worker pods the job owns (by UID)."""
     step = _Step(job, now)
-    spec, status = job.spec, step.status
+    status = step.status
     current = [pod for pod in pods if pod.restart == status.attempt]
-    step.decision.delete.extend(
-        pod.name for pod in pods if pod.restart != status.attempt and not pod.deleting
-    )
-    status.workers = _count(current, spec.workers)
+    step.delete([pod for pod in pods if pod.restart != status.attempt])
+    status.workers = _count(current, job.spec.workers)
     if status.phase in TERMINAL:
         # Usage is frozen at the end. Free the devices of anything still running; keep finished
         # pods for their logs.
-        step.decision.delete.extend(p.name for p in current if not p.terminated and not p.deleting)
+        step.delete([p for p in current if not p.terminated])
         return step.decision
-    live = _account(step, current, price)
+    live = accounting.live_device_hours(current, job.spec.accelerators_per_worker, now)
+    phase, attempt = status.phase, status.attempt
+    _decide(step, current, live, node_problem, price)
+    if refresh_usage or status.phase != phase:
+        # An attempt that ended was settled; the new one has used nothing yet. A job that just
+        # finished keeps these figures for good.
+        accounting.refresh(status, live if status.attempt == attempt else 0.0, price)
+    return step.decision
 
+
+def _decide(
+    step: _Step,
+    current: Sequence[WorkerPod],
+    live: float,
+    node_problem: NodeProblem,
+    price: Price | None,
+) -> None:
+    job, now = step.job, step.now
+    spec, status = job.spec, step.status
     if spec.suspend:
         if status.phase != "Suspended":
             _end_attempt(step, current, live, price)
             status.queued_since = None
+            status.requeue_state = None
             step.phase("Suspended")
             step.condition(
                 "Suspended", "True", "Suspended", "spec.suspend is true: workers deleted"
             )
             step.condition("Running", "False", "Suspended", "the job is suspended")
             step.event("Normal", "Suspended", f"deleted {len(current)} worker(s); the job is kept")
-        return step.decision
+        return
     if status.phase == "Suspended":
         step.condition("Suspended", "False", "Resumed", "spec.suspend is false")
         step.event("Normal", "Resumed", "queued for placement again")
         step.phase("Queued")
         step.enqueue()
-        return step.decision
+        return
 
-    over_budget = budget_exceeded(spec, status)
+    used = status.model_copy()
+    accounting.refresh(used, live, price)
+    over_budget = accounting.budget_exceeded(spec, used)
     if over_budget:
         _end_attempt(step, current, live, price)
         _fail(step, "BudgetExceeded", f"The job {over_budget}")
-        return step.decision
+        return
 
     placement = status.placement
     if placement is None:
-        # Waiting for the scheduler pass; pods of this attempt cannot exist without a placement.
-        step.decision.delete.extend(p.name for p in current if not p.deleting)
+        # Waiting for the scheduling pass; pods of this attempt cannot exist without a placement.
+        step.delete(current)
         if status.phase == "Pending":
             step.phase("Queued")
         if status.queued_since is None:
             status.queued_since = job.created
-        step.decision.wants_placement = True
-        return step.decision
+        requeue = status.requeue_state
+        if requeue is not None and requeue.requeue_at is not None and requeue.requeue_at > now:
+            step.decision.add(RequeueAfter((requeue.requeue_at - now).total_seconds()))
+        else:
+            step.decision.add(WantsPlacement())
+        return
 
-    return _reconcile_placed(step, current, live, placement, node_problem, price)
+    _reconcile_placed(step, current, live, placement, node_problem, price)
 
 
 def reject_pods(
@@ -230,7 +219,7 @@ def reject_pods(
     server's words, and the workers already made are removed."""
     step = _Step(job, now)
     current = [pod for pod in pods if pod.restart == step.status.attempt]
-    live = _account(step, current, price)
+    live = accounting.live_device_hours(current, job.spec.accelerators_per_worker, now)
     _end_attempt(step, current, live, price)
     _fail(step, "PodRejected", f"the API server refused the worker pods: {message}")
     return step.decision
@@ -239,6 +228,7 @@ def reject_pods(
 def _fail(step: _Step, reason: str, message: str) -> None:
     step.phase("Failed")
     step.status.completion_time = step.now
+    step.status.requeue_state = None
     step.condition("Failed", "True", reason, message)
     step.condition("Running", "False", reason, message)
     step.event("Warning", reason, message)
@@ -246,13 +236,24 @@ def _fail(step: _Step, reason: str, message: str) -> None:
 
 def _replace(
     step: _Step, current: Sequence[WorkerPod], live: float, price: Price | None, why: str
-) -> Decision:
+) -> None:
+    """Re-place the whole gang, after a backoff that grows with each re-placement in a row."""
     _end_attempt(step, current, live, price)
     step.phase("Recovering" if step.status.start_time else "Queued")
     step.enqueue()
+    count = (step.status.requeue_state.count if step.status.requeue_state else 0) + 1
+    delay = replace_backoff(count)
+    step.status.requeue_state = RequeueState(
+        count=count, requeue_at=step.now + timedelta(seconds=delay)
+    )
+    step.decision.drop(WantsPlacement)
+    step.decision.add(RequeueAfter(delay))
     step.condition("Placed", "False", "Replacing", why)
-    step.event("Warning", "Replaced", f"Re-placing the whole gang: {why}")
-    return step.decision
+    step.event(
+        "Warning",
+        "Replaced",
+        f"Re-placing the whole gang in {delay:g}s (re-placement {count}): {why}",
+    )
 
 
 def _reconcile_placed(
@@ -262,10 +263,10 @@ def _reconcile_placed(
     placement: PlacementStatus,
     node_problem: NodeProblem,
     price: Price | None,
-) -> Decision:
+) -> None:
     spec, status, now = step.job.spec, step.status, step.now
     decision = step.decision
-    decision.ensure_service = True
+    decision.add(EnsureService())
     alive = {pod.index: pod for pod in current if not pod.deleting}
 
     failed = sorted((pod for pod in current if pod.phase == "Failed"), key=lambda p: p.index)
@@ -285,9 +286,9 @@ def _reconcile_placed(
             )
         else:
             # Failed pods stay for their logs; the others are stopped to free their devices.
-            decision.delete.extend(p.name for p in current if not p.terminated and not p.deleting)
+            step.delete([p for p in current if not p.terminated])
             _fail(step, "BackoffLimitExceeded", f"{why}; maxRestarts={spec.max_restarts} reached")
-        return decision
+        return
 
     if len(alive) == spec.workers and all(pod.phase == "Succeeded" for pod in alive.values()):
         step.phase("Succeeded")
@@ -297,18 +298,20 @@ def _reconcile_placed(
         )
         step.condition("Running", "False", "Completed", "the job completed")
         step.event("Normal", "Succeeded", f"All {spec.workers} worker(s) succeeded")
-        return decision
+        return
 
     shape = (len(placement.nodes), placement.devices_per_worker or spec.accelerators_per_worker)
     if shape != (spec.workers, spec.accelerators_per_worker):
-        return _replace(
-            step,
-            current,
-            live,
-            price,
+        _end_attempt(step, current, live, price)
+        step.phase("Recovering" if status.start_time else "Queued")
+        step.enqueue()
+        why = (
             f"the spec changed from {shape[0]} x {shape[1]} to "
-            f"{spec.workers} x {spec.accelerators_per_worker} devices",
+            f"{spec.workers} x {spec.accelerators_per_worker} devices"
         )
+        step.condition("Placed", "False", "Replacing", why)
+        step.event("Normal", "Replaced", f"Re-placing the whole gang: {why}")
+        return
 
     # A planned node that went bad before its worker was bound invalidates the plan.
     for index in range(spec.workers):
@@ -317,28 +320,29 @@ def _reconcile_placed(
             continue
         problem = node_problem(placement.nodes[index])
         if problem:
-            return _replace(step, current, live, price, f"worker {index}: {problem}")
+            _replace(step, current, live, price, f"worker {index}: {problem}")
+            return
 
     missing = [index for index in range(spec.workers) if index not in alive]
     if missing:
-        decision.create = [WorkerToCreate(i, status.attempt, placement.nodes[i]) for i in missing]
+        decision.add(*(CreateWorker(i, status.attempt, placement.nodes[i]) for i in missing))
         if len(missing) < spec.workers and any(pod.node for pod in alive.values()):
             step.event(
                 "Warning",
                 "WorkerRecreated",
                 f"Recreating worker(s) {', '.join(map(str, missing))} on the same plan",
             )
-        placement.time = now
+            placement.time = now  # the recreated workers get their own time to bind
     elif any(pod.gated for pod in alive.values()):
         # Every pod of the gang exists: let kube-scheduler bind them all at once.
-        decision.ungate = sorted(pod.name for pod in alive.values() if pod.gated)
+        decision.add(*(Ungate(pod.name) for pod in sorted(alive.values(), key=_index) if pod.gated))
 
     unbound = missing or [pod.index for pod in alive.values() if not pod.node]
     if unbound:
         started = placement.time or now
         waited = (now - started).total_seconds()
         if waited >= spec.placement_timeout_seconds:
-            return _replace(
+            _replace(
                 step,
                 current,
                 live,
@@ -346,14 +350,16 @@ def _reconcile_placed(
                 f"worker(s) {', '.join(map(str, sorted(unbound)))} not bound within "
                 f"{spec.placement_timeout_seconds}s (capacity taken meanwhile?)",
             )
-        decision.requeue_after = spec.placement_timeout_seconds - waited
+            return
+        decision.add(RequeueAfter(spec.placement_timeout_seconds - waited))
         if status.phase not in ("Placing", "Recovering"):
             step.phase("Placing")
-        return decision
+        return
 
     all_running = all(pod.phase in ("Running", "Succeeded") for pod in alive.values())
     if all_running and status.phase != "Running":
         step.phase("Running")
+        status.requeue_state = None
         if status.start_time is None:
             status.start_time = now
         nodes = ", ".join(placement.nodes[:4]) + (" ..." if len(placement.nodes) > 4 else "")
@@ -364,7 +370,10 @@ def _reconcile_placed(
             f"{spec.workers} worker(s) running on {nodes}",
         )
         step.event("Normal", "Running", f"All {spec.workers} worker(s) running")
-    return decision
+
+
+def _index(pod: WorkerPod) -> int:
+    return pod.index
 
 
 def admit(
@@ -415,7 +424,7 @@ def _admitted(status: TrainingJobStatus, job: JobView, now: datetime) -> None:
 
 def refuse(
     job: JobView, reason: str, permanent: bool, now: datetime
-) -> tuple[TrainingJobStatus, JobEvent | None]:
+) -> tuple[TrainingJobStatus, Emit | None]:
     """The status of a job the solver could not place: Failed when it can never fit, else Queued."""
     status = job.status.model_copy(deep=True)
     status.observed_generation = job.generation
@@ -432,7 +441,7 @@ def refuse(
                 now,
                 job.generation,
             )
-        return status, JobEvent("Warning", "Unschedulable", reason)
+        return status, Emit("Warning", "Unschedulable", reason)
     before = next((c for c in status.conditions if c.type == "Placed"), None)
     if status.phase == "Pending":
         status.phase = "Queued"
@@ -445,4 +454,4 @@ def refuse(
     # One Queued event per stay in the queue; the condition carries the latest reason (its numbers
     # change with every freed device, and an event each time would flood `kubectl describe`).
     changed = before is None or before.reason != "NoFit"
-    return status, (JobEvent("Normal", "Queued", reason) if changed else None)
+    return status, (Emit("Normal", "Queued", reason) if changed else None)

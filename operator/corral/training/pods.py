@@ -13,13 +13,18 @@ def _time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and value:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None  # a time the API server would never write: treat as unknown
+        return parsed if parsed.tzinfo is not None else None
     return None
 
 
 @dataclass(frozen=True)
 class WorkerPod:
     name: str
+    uid: str | None
     index: int
     restart: int
     phase: str
@@ -68,6 +73,7 @@ class WorkerPod:
             failure = status.get("message") or status.get("reason") or "the pod failed"
         return cls(
             name=meta.get("name", ""),
+            uid=meta.get("uid"),
             index=index,
             restart=restart,
             phase=phase,

@@ -1,0 +1,70 @@
+"""What the TrainingJob domain reads of the cluster: the `Cluster` protocol plus jobs and their
+worker pods, and the parse of a job object into what every pass and reconcile needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from corral.api import InvalidObject, TrainingJob, parse_object
+from corral.api.trainingjob import TrainingJobStatus
+from corral.placement import PlacementRequest
+from corral.scheduling.cluster import Cluster
+from corral.training.lifecycle import JobView
+from corral.training.pods import WorkerPod
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A TrainingJob as read: valid (`view` and `request`) or not (`problem` says why)."""
+
+    key: str
+    view: JobView | None = None
+    request: PlacementRequest | None = None
+    problem: str | None = None
+    """Which field is wrong and how to fix it, when the job cannot be acted on."""
+
+    @property
+    def valid(self) -> bool:
+        return self.view is not None and self.request is not None
+
+
+class TrainingCluster(Cluster, Protocol):
+    def training_jobs(self) -> Iterable[JobRecord]: ...
+
+    def training_job(self, key: str) -> JobRecord | None: ...
+
+    def job_pods(self, key: str) -> list[WorkerPod]:
+        """The worker pods the job owns (by the controller ownerReference's UID)."""
+        ...
+
+
+def job_record(obj: Mapping[str, Any]) -> JobRecord:
+    """Parse a TrainingJob object; never raises (a bad object harms only itself)."""
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    assert isinstance(meta, Mapping)
+    key = f"{meta.get('namespace')}/{meta.get('name')}"
+    try:
+        job = parse_object(dict(obj), expect="TrainingJob")
+        assert isinstance(job, TrainingJob)
+        request = PlacementRequest.from_training_job(job)
+    except InvalidObject as exc:
+        return JobRecord(key, problem=str(exc))
+    except Exception as exc:  # defence in depth: a parser bug must not stop the others
+        return JobRecord(key, problem=f"the object could not be read ({type(exc).__name__}: {exc})")
+    meta_model = job.metadata
+    if not (meta_model.name and meta_model.namespace and meta_model.creationTimestamp):
+        return JobRecord(
+            key, problem="metadata: name, namespace and creationTimestamp are required"
+        )
+    view = JobView(
+        namespace=meta_model.namespace,
+        name=meta_model.name,
+        uid=meta_model.uid or "",
+        generation=meta_model.generation or 0,
+        created=meta_model.creationTimestamp,
+        spec=job.spec,
+        status=job.status or TrainingJobStatus(),
+    )
+    return JobRecord(key, view=view, request=request)
