@@ -92,3 +92,9 @@ EVENTS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+INFORMER_RELISTS = Counter(
+    "corral_informer_relists_total",
+    "Lists after a watch expired (deletions missed meanwhile are synthesised from the diff).",
+    ["kind"],
+    registry=REGISTRY,
+)

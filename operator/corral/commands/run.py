@@ -32,6 +32,14 @@ def register(subparsers: Any) -> None:
         help="least severe messages logged (default info; debug also logs every watch event)",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="same as --log-level=debug")
+    parser.add_argument(
+        "--usage-refresh",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often a running job's deviceHours and cost are brought up to date in its "
+        "status (default 60; also at every phase change)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -48,6 +56,8 @@ def handle(args: argparse.Namespace) -> int:
     from corral import controllers, metrics
 
     metrics_port = _port(args.metrics_port, "--metrics-port")
+    if not 1.0 <= args.usage_refresh <= 86400.0:
+        raise UsageError(f"--usage-refresh {args.usage_refresh:g}: must be 1 to 86400 seconds")
     health_port = _port(args.health_port, "--health-port")
     if args.kubeconfig is not None and not os.path.isfile(args.kubeconfig):
         raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
@@ -76,6 +86,6 @@ def handle(args: argparse.Namespace) -> int:
         clusterwide=True,
         standalone=True,
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
-        memo=kopf.Memo(api=api),
+        memo=kopf.Memo(api=api, usage_refresh_seconds=args.usage_refresh),
     )
     return 0

@@ -1,175 +1,301 @@
-"""The operator's view of the cluster, fed by watch events and by the answers to its own writes.
+"""The operator's view of the cluster, fed by its informers and by the answers to its own writes.
 
-Objects are kept as the API returns them. Each write's answer is stored at once, and a watch
-event older than what is stored (by resourceVersion) is ignored, so the operator never decides on
-a state older than its own last write — the mistake that makes controllers place a gang twice.
+Three rules keep it true and cheap:
+- **Echoes change nothing.** The answer to each write is stored at once (no decision is made on a
+  state older than the operator's own last write) and remembered as awaiting its echo. The watch
+  is ordered, so any watch event of that object before the echo is older than the write and is
+  ignored, and the echo itself (same resourceVersion as stored) is a no-op: the operator's own
+  writes never trigger more work. resourceVersions are compared for equality only.
+- **Deletions are never missed.** The informers synthesise a DELETED for every object a relist
+  lacks; every per-object entry and index is forgotten on delete.
+- **Only what is read is kept.** managedFields, last-applied annotations, node images and pod
+  details the operator never reads are stripped before caching.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from corral.api import GPUPool, InvalidObject, parse_object
-from corral.api.names import JOB_LABEL
+from corral.controllers.informer import object_key
 from corral.fleet import FleetSnapshot
+from corral.scheduling.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
-
-def object_key(obj: Obj) -> str:
-    """`namespace/name`, or `name` for a cluster-scoped object."""
-    meta = obj.get("metadata") or {}
-    namespace = meta.get("namespace")
-    return f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+RECENT_VERSIONS = 4096
+"""How many (object, resourceVersion) pairs seen on watches are remembered, to recognise a watch
+event that overtook the answer to the write that caused it."""
 
 
-def _rv(obj: Obj) -> int | None:
-    try:
-        return int((obj.get("metadata") or {}).get("resourceVersion") or "")
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    key: str
+    old: Obj | None
+    new: Obj | None
+    """None when the object was deleted."""
 
 
-def _newer_or_same(stored: Obj | None, incoming: Obj) -> bool:
-    if stored is None:
-        return True
-    old, new = _rv(stored), _rv(incoming)
-    return old is None or new is None or new >= old
+def _rv(obj: Obj | None) -> str | None:
+    return ((obj or {}).get("metadata") or {}).get("resourceVersion")
+
+
+def controller_uid(obj: Obj) -> str | None:
+    """UID of the object's controller ownerReference (what ownership is decided by)."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            uid = ref.get("uid")
+            return str(uid) if uid else None
+    return None
+
+
+def _keep(source: Any, fields: tuple[str, ...]) -> Obj:
+    return {k: source[k] for k in fields if isinstance(source, dict) and k in source}
+
+
+def strip(kind: str, obj: Obj) -> Obj:
+    """What the operator reads of an object (a new dict; the input is left alone)."""
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("managedFields", None)
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    out = {**obj, "metadata": meta}
+    if kind == "Node":
+        status = obj.get("status") or {}
+        out["status"] = {
+            **_keep(status, ("allocatable", "capacity")),
+            "conditions": [
+                _keep(c, ("type", "status", "reason", "message"))
+                for c in status.get("conditions") or []
+                if isinstance(c, dict)
+            ],
+        }
+    elif kind == "Pod":
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+
+        def containers(field: str) -> list[Obj]:
+            return [
+                _keep(c, ("name", "resources", "restartPolicy"))
+                for c in spec.get(field) or []
+                if isinstance(c, dict)
+            ]
+
+        out["spec"] = {
+            **_keep(
+                spec,
+                (
+                    "nodeName",
+                    "schedulingGates",
+                    "overhead",
+                    "priority",
+                    "priorityClassName",
+                    "schedulerName",
+                    "terminationGracePeriodSeconds",
+                ),
+            ),
+            "containers": containers("containers"),
+            "initContainers": containers("initContainers"),
+        }
+        out["status"] = {
+            **_keep(
+                status,
+                (
+                    "phase",
+                    "reason",
+                    "message",
+                    "startTime",
+                    "podIP",
+                    "nominatedNodeName",
+                    "conditions",
+                ),
+            ),
+            "containerStatuses": [
+                {
+                    "name": c.get("name"),
+                    "state": {"terminated": (c.get("state") or {}).get("terminated")}
+                    if (c.get("state") or {}).get("terminated")
+                    else {},
+                }
+                for c in status.get("containerStatuses") or []
+                if isinstance(c, dict)
+            ],
+        }
+    return out
 
 
 class ClusterCache:
+    KINDS = ("Node", "Pod", "GPUPool", "TrainingJob", "Service")
+
     def __init__(self) -> None:
-        self.nodes: dict[str, Obj] = {}
-        self.pods: dict[str, Obj] = {}
-        self.pools: dict[str, Obj] = {}
-        self.jobs: dict[str, Obj] = {}
-        self.pods_by_job: dict[str, set[str]] = defaultdict(set)
+        self.objects: dict[str, dict[str, Obj]] = {kind: {} for kind in self.KINDS}
+        self.snapshot = FleetSnapshot()
+        self.ledger = Ledger(self.snapshot)
+        self.owned: dict[str, set[str]] = defaultdict(set)
+        """Controller owner UID -> keys of the pods it owns."""
         self.invalid_pools: dict[str, str] = {}
-        self.snapshot = FleetSnapshot.build([], [], [])
+        self.by_uid: dict[str, str] = {}
+        """UID of a Corral object (TrainingJob) -> its key, to route its pods' events."""
+        self._pending: dict[tuple[str, str], str] = {}
+        """(kind, key) -> resourceVersion of the operator's own write not yet echoed."""
+        self._recent: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
-    # -- seeding ------------------------------------------------------------------------------
+    # -- reads ----------------------------------------------------------------------------------
 
-    def seed(
-        self, nodes: Iterable[Obj], pods: Iterable[Obj], pools: Iterable[Obj], jobs: Iterable[Obj]
-    ) -> None:
-        self.nodes = {object_key(n): n for n in nodes}
-        self.pods = {}
-        self.pods_by_job.clear()
-        for pod in pods:
-            self._store_pod(pod)
-        self.pools = {object_key(p): p for p in pools}
-        self.jobs = {object_key(j): j for j in jobs}
-        self.snapshot = FleetSnapshot.build(
-            self.nodes.values(), self.pods.values(), self._valid_pools()
-        )
+    @property
+    def nodes(self) -> dict[str, Obj]:
+        return self.objects["Node"]
 
-    def _valid_pools(self) -> list[GPUPool]:
-        valid = []
-        self.invalid_pools.clear()
-        for name, obj in self.pools.items():
-            try:
-                pool = parse_object(obj, expect="GPUPool")
-            except InvalidObject as exc:
-                self.invalid_pools[name] = str(exc)
-                continue
-            assert isinstance(pool, GPUPool)
-            valid.append(pool)
-        return valid
+    @property
+    def pods(self) -> dict[str, Obj]:
+        return self.objects["Pod"]
 
-    # -- events -------------------------------------------------------------------------------
+    @property
+    def pools(self) -> dict[str, Obj]:
+        return self.objects["GPUPool"]
 
-    def apply_node(self, kind: str | None, obj: Obj) -> bool:
-        """Returns True when the node's capacity-relevant state changed."""
+    @property
+    def jobs(self) -> dict[str, Obj]:
+        return self.objects["TrainingJob"]
+
+    @property
+    def services(self) -> dict[str, Obj]:
+        return self.objects["Service"]
+
+    def keys(self, kind: str) -> set[str]:
+        return set(self.objects.setdefault(kind, {}))
+
+    def awaiting_echo(self, kind: str, key: str) -> bool:
+        return (kind, key) in self._pending
+
+    def owned_pods(self, uid: str) -> list[Obj]:
+        return [self.pods[k] for k in sorted(self.owned.get(uid, ())) if k in self.pods]
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def apply(self, kind: str, type_: str, obj: Obj, source: str) -> Change | None:
+        """Take in one object as seen on a watch or list ("watch"/"list") or as the answer to
+        the operator's own write ("write"). Returns what changed, or None."""
+        store = self.objects.setdefault(kind, {})
         key = object_key(obj)
-        if kind == "DELETED":
-            if self.nodes.pop(key, None) is not None:
+        if type_ == "DELETED":
+            self._pending.pop((kind, key), None)
+            old = store.pop(key, None)
+            if old is None:
+                return None
+            self._index(kind, key, old, None)
+            return Change(kind, key, old, None)
+        rv = _rv(obj)
+        old = store.get(key)
+        pending = self._pending.get((kind, key))
+        if source == "write":
+            if rv is None or (kind, key, rv) in self._recent or _rv(old) == rv:
+                return None  # the watch was faster: what is stored is as new or newer
+            self._pending[(kind, key)] = rv
+        elif source == "watch":
+            if rv is not None:
+                self._recent[(kind, key, rv)] = None
+                if len(self._recent) > RECENT_VERSIONS:
+                    self._recent.popitem(last=False)
+            if old is not None and _rv(old) == rv:
+                if pending == rv:
+                    del self._pending[(kind, key)]
+                return None  # the echo of a write already stored
+            if pending is not None:
+                if pending != rv:
+                    return None  # from before our write: the stream has not reached it yet
+                del self._pending[(kind, key)]
+        else:  # a (re)list is the truth as of its resourceVersion
+            self._pending.pop((kind, key), None)
+            if old is not None and _rv(old) == rv:
+                return None
+        new = strip(kind, obj)
+        store[key] = new
+        self._index(kind, key, old, new)
+        return Change(kind, key, old, new)
+
+    def forget(self, kind: str, key: str) -> Change | None:
+        """Drop an object the operator knows is gone (a 404 on its own request)."""
+        namespace, _, name = key.rpartition("/")
+        meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+        return self.apply(kind, "DELETED", {"metadata": meta}, "write")
+
+    # -- indexes ----------------------------------------------------------------------------------
+
+    def _index(self, kind: str, key: str, old: Obj | None, new: Obj | None) -> None:
+        if kind == "Pod":
+            self._index_pod(key, old, new)
+        elif kind == "Node":
+            if new is None:
                 self.snapshot.remove_node(key)
-                return True
-            return False
-        stored = self.nodes.get(key)
-        if not _newer_or_same(stored, obj):
-            return False
-        self.nodes[key] = obj
-        if stored is not None and _capacity_view(stored) == _capacity_view(obj):
-            return False  # heartbeats: nothing placement cares about
-        self.snapshot.upsert_node(obj)
-        return True
+            elif old is None or capacity_view(old) != capacity_view(new):
+                self.snapshot.upsert_node(new)
+        elif kind == "GPUPool":
+            self._index_pool(key, old, new)
+        elif kind == "TrainingJob":
+            for obj, present in ((old, False), (new, True)):
+                uid = ((obj or {}).get("metadata") or {}).get("uid")
+                if uid:
+                    if present:
+                        self.by_uid[uid] = key
+                    else:
+                        self.by_uid.pop(uid, None)
 
-    def apply_pod(self, kind: str | None, obj: Obj) -> str | None:
-        """Stores the pod; returns the key of the TrainingJob owning it, if any."""
-        key = object_key(obj)
-        meta = obj.get("metadata") or {}
-        job = (meta.get("labels") or {}).get(JOB_LABEL)
-        job_key = f"{meta.get('namespace')}/{job}" if job else None
-        if kind == "DELETED":
-            # Also drops an assumed record of the same name from the snapshot.
-            self.pods.pop(key, None)
-            self.snapshot.remove_pod(meta.get("namespace", ""), meta.get("name", ""))
-            if job_key:
-                self.pods_by_job[job_key].discard(key)
-            return job_key
-        if not _newer_or_same(self.pods.get(key), obj):
-            return None
-        self._store_pod(obj)
-        self.snapshot.upsert_pod(obj)
-        return job_key
+    def _index_pod(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        namespace, _, name = key.rpartition("/")
+        old_owner = controller_uid(old) if old else None
+        new_owner = controller_uid(new) if new else None
+        if old_owner and old_owner != new_owner:
+            self.owned[old_owner].discard(key)
+            if not self.owned[old_owner]:
+                del self.owned[old_owner]
+        if new_owner:
+            self.owned[new_owner].add(key)
+        self.ledger.observed((namespace, name))
+        if new is None:
+            self.snapshot.remove_pod(namespace, name)
+        else:
+            try:
+                self.snapshot.upsert_pod(new)
+            except ValueError as exc:  # a pod without a name cannot come from the API server
+                log.warning("pod %s not counted: %s", key, exc)
 
-    def _store_pod(self, obj: Obj) -> None:
-        key = object_key(obj)
-        self.pods[key] = obj
-        meta = obj.get("metadata") or {}
-        job = (meta.get("labels") or {}).get(JOB_LABEL)
-        if job:
-            self.pods_by_job[f"{meta.get('namespace')}/{job}"].add(key)
-
-    def forget_pod(self, namespace: str, name: str) -> None:
-        """Drop a pod we deleted and that is gone (404), without waiting for the watch."""
-        self.apply_pod("DELETED", {"metadata": {"namespace": namespace, "name": name}})
-
-    def apply_pool(self, kind: str | None, obj: Obj) -> None:
-        key = object_key(obj)
-        if kind == "DELETED":
-            self.pools.pop(key, None)
+    def _index_pool(self, key: str, old: Obj | None, new: Obj | None) -> None:
+        if new is None:
             self.invalid_pools.pop(key, None)
             self.snapshot.remove_pool(key)
             return
-        stored = self.pools.get(key)
-        if not _newer_or_same(stored, obj):
-            return
-        self.pools[key] = obj
-        if stored is not None and stored.get("spec") == obj.get("spec"):
-            return  # our own status write
+        if (
+            old is not None
+            and old.get("spec") == new.get("spec")
+            and key not in self.invalid_pools
+            and key in self.snapshot.pools
+        ):
+            return  # a status write: nothing placement reads changed
         try:
-            pool = parse_object(obj, expect="GPUPool")
+            pool = parse_object(new, expect="GPUPool")
         except InvalidObject as exc:
             self.invalid_pools[key] = str(exc)
+            self.snapshot.remove_pool(key)
+            return
+        except Exception as exc:  # defence in depth: one pool must not stop the others
+            self.invalid_pools[key] = f"the object could not be read ({type(exc).__name__})"
             self.snapshot.remove_pool(key)
             return
         assert isinstance(pool, GPUPool)
         self.invalid_pools.pop(key, None)
         self.snapshot.upsert_pool(pool)
 
-    def apply_job(self, kind: str | None, obj: Obj) -> bool:
-        """Returns False for a stale event (nothing to do)."""
-        key = object_key(obj)
-        if kind == "DELETED":
-            self.jobs.pop(key, None)
-            return True
-        if not _newer_or_same(self.jobs.get(key), obj):
-            return False
-        self.jobs[key] = obj
-        return True
 
-    def job_pods(self, job_key: str) -> list[Obj]:
-        return [self.pods[k] for k in sorted(self.pods_by_job.get(job_key, ())) if k in self.pods]
-
-
-def _capacity_view(node: Obj) -> tuple[Any, ...]:
+def capacity_view(node: Obj) -> tuple[Any, ...]:
     """What of a node matters to placement; kwok and kubelets bump status every few seconds."""
     meta = node.get("metadata") or {}
     spec = node.get("spec") or {}

@@ -1,24 +1,27 @@
 """GPUPool controller: keep each pool's status true to the fleet snapshot.
 
 Status is recomputed at most once per POOL_STATUS_INTERVAL_SECONDS however many pod and node
-events arrive, and patched only when it changed: a 2,000-node fleet with churning pods costs a
-handful of patches a minute, not one per pod event.
+events arrive, and written only when it changed (fenced by resourceVersion like every status
+write): a 2,000-node fleet with churning pods costs a handful of writes a minute.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral import metrics
 from corral.api.conditions import set_condition
 from corral.api.gpupool import GPUPoolStatus
-from corral.api.meta import ConditionStatus
-from corral.controllers.context import Context
+from corral.controllers.executor import Conflict, Gone, Target
 from corral.fleet import pool_status
-from corral.kube.patches import merge_patch
-from corral.kube.rest import ApiError, custom_path
+from corral.fleet.status import pool_conditions
+from corral.kube.rest import custom_path
+from corral.scheduling.actions import Decision, Emit
+
+if TYPE_CHECKING:
+    from corral.controllers.runtime import Operator
 
 log = logging.getLogger("corral.gpupool")
 
@@ -27,108 +30,66 @@ DEVICE_STATES = ("capacity", "allocatable", "allocated", "free")
 
 
 class GPUPoolController:
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
-        self._warned_overlaps: dict[str, tuple[str, ...]] = {}
+    def __init__(self, operator: Operator):
+        self.op = operator
+        self._warned_overlaps: dict[str, str | None] = {}
 
     async def sync(self) -> None:
-        for gone in set(self._warned_overlaps) - set(self.ctx.cache.pools):
+        pools = self.op.cache.pools
+        for gone in set(self._warned_overlaps) - set(pools):
             # A deleted pool leaves no stale series behind.
             del self._warned_overlaps[gone]
             with contextlib.suppress(KeyError):  # never exported if its first write failed
                 for state in DEVICE_STATES:
                     metrics.POOL_DEVICES.remove(gone, state)
                 metrics.POOL_FRAGMENTATION.remove(gone)
-        for name, obj in list(self.ctx.cache.pools.items()):
+        for name in sorted(pools):
+            obj = pools.get(name)
+            if obj is None:
+                continue
             try:
                 await self.sync_pool(name, obj)
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
+            except Gone:
+                continue
+            except Conflict:
+                await self.op.refresh("GPUPool", name)
+                self.op.mark_pools()
 
     async def sync_pool(self, name: str, obj: dict[str, Any]) -> None:
-        now = self.ctx.clock()
+        now = self.op.clock.now()
         generation = (obj.get("metadata") or {}).get("generation")
-        old = GPUPoolStatus.model_validate(obj.get("status") or {})
-        invalid = self.ctx.cache.invalid_pools.get(name)
+        try:
+            old = GPUPoolStatus.model_validate(obj.get("status") or {})
+        except Exception:
+            old = GPUPoolStatus()
+        invalid = self.op.cache.invalid_pools.get(name)
+        decision: Decision
         if invalid is not None:
             status = old.model_copy(deep=True)
             status.observed_generation = generation
             status.conditions = set_condition(
                 status.conditions, "Ready", "False", "InvalidSpec", invalid, now, generation
             )
-            await self._write(obj, status)
-            return
-        computed = pool_status(self.ctx.cache.snapshot, name)
-        status = computed.model_copy(
-            update={"observed_generation": generation, "conditions": old.conditions}
-        )
-        overlapping = tuple(sorted(self.ctx.cache.snapshot.overlapping_nodes(name)))
-        view = self.ctx.cache.snapshot.pool(name)
-        members = list(view.nodes.values()) if view is not None else []
-        not_ready = sum(1 for node in members if not node.ready)
-        cordoned = sum(1 for node in members if node.ready and node.unschedulable)
-        if status.nodes == 0:
-            ready: tuple[ConditionStatus, str, str] = (
-                "False",
-                "NoNodes",
-                "no node matches spec.nodeSelector",
-            )
+            decision = Decision(status)
         else:
-            ready = ("True", "NodesReady", f"{status.ready_nodes} of {status.nodes} node(s) ready")
-        status.conditions = set_condition(
-            status.conditions, "Ready", ready[0], ready[1], ready[2], now, generation
+            snapshot = self.op.cache.snapshot
+            status = pool_status(snapshot, name).model_copy(
+                update={"observed_generation": generation}
+            )
+            status.conditions, overlap = pool_conditions(
+                snapshot, name, old.conditions, now, generation
+            )
+            decision = Decision(status)
+            if overlap is not None and self._warned_overlaps.get(name) != overlap:
+                decision.add(Emit("Warning", "OverlappingPools", overlap))
+            self._warned_overlaps[name] = overlap
+        target = Target(
+            obj=obj, kind="GPUPool", status_path=custom_path("gpupools", None, name, "status")
         )
-        degraded: tuple[ConditionStatus, str, str]
-        if not_ready or cordoned:
-            degraded = (
-                "True",
-                "NodesUnavailable",
-                f"{not_ready + cordoned} node(s) unavailable: {not_ready} NotReady, {cordoned} cordoned",
-            )
-        else:
-            degraded = ("False", "AllNodesAvailable", "every node is Ready and schedulable")
-        status.conditions = set_condition(
-            status.conditions, "Degraded", degraded[0], degraded[1], degraded[2], now, generation
-        )
-        if overlapping:
-            shown = ", ".join(overlapping[:5]) + (
-                f" and {len(overlapping) - 5} more" if len(overlapping) > 5 else ""
-            )
-            message = f"{len(overlapping)} node(s) also selected by another pool, counted in neither: {shown}"
-            status.conditions = set_condition(
-                status.conditions,
-                "Overlapping",
-                "True",
-                "NodesInTwoPools",
-                message,
-                now,
-                generation,
-            )
-            if self._warned_overlaps.get(name) != overlapping:
-                await self.ctx.post_event(obj, "Warning", "OverlappingPools", message)
-        else:
-            status.conditions = set_condition(
-                status.conditions,
-                "Overlapping",
-                "False",
-                "NoOverlap",
-                "no node is selected by another pool",
-                now,
-                generation,
-            )
-        self._warned_overlaps[name] = overlapping
-        await self._write(obj, status)
-        for state in DEVICE_STATES:
-            metrics.POOL_DEVICES.labels(pool=name, state=state).set(getattr(status.devices, state))
-        metrics.POOL_FRAGMENTATION.labels(pool=name).set(status.fragmentation)
-
-    async def _write(self, obj: dict[str, Any], status: GPUPoolStatus) -> None:
-        patch = merge_patch(obj.get("status") or {}, status.to_wire())
-        if not patch:
-            return
-        answer = await self.ctx.api.patch(
-            custom_path("gpupools", None, obj["metadata"]["name"], "status"), {"status": patch}
-        )
-        self.ctx.cache.apply_pool("MODIFIED", answer)
-        metrics.STATUS_WRITES.labels(kind="GPUPool").inc()
+        await self.op.executor.execute(target, decision.actions)
+        if invalid is None:
+            for state in DEVICE_STATES:
+                metrics.POOL_DEVICES.labels(pool=name, state=state).set(
+                    getattr(status.devices, state)
+                )
+            metrics.POOL_FRAGMENTATION.labels(pool=name).set(status.fragmentation)

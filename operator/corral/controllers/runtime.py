@@ -1,75 +1,109 @@
-"""The operator's runtime: seed the cache, feed it events, and run the work queue.
+"""The operator's runtime: informers feed the cache, events mark keys, one worker decides.
 
 One worker processes keys one at a time (a job's reconcile, the scheduling pass, the pool status
-sync), so decisions never race each other; the writes of one decision run concurrently.
+sync), so decisions never race each other; the writes of one decision run concurrently. Nothing is
+decided before every informer has listed once (Karpenter's `Synced()` gate), and nothing is
+written unless this replica leads (see `leading`).
+
+What marks work, and what does not: an object's own status write never does (the cache drops
+its echo); a job's spec or a pod of the job does; a node's capacity-relevant change, a pod
+that frees devices and a pool's spec change run the scheduling pass; pool status is recomputed
+at most every POOL_STATUS_INTERVAL_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any, get_args
 
 from corral import metrics
-from corral.api import TrainingJob
 from corral.api.trainingjob import TrainingPhase
-from corral.controllers.cache import object_key
-from corral.controllers.context import POOLS_KEY, SCHEDULE_KEY, Context
+from corral.controllers.cache import Change, ClusterCache, capacity_view, controller_uid
+from corral.controllers.clock import Clock, SystemClock
+from corral.controllers.executor import Blocked, Executor, PostEvent
 from corral.controllers.gpupool import POOL_STATUS_INTERVAL_SECONDS, GPUPoolController
-from corral.controllers.scheduler import Scheduler
-from corral.controllers.trainingjob import TrainingJobController, job_view
-from corral.kube.rest import ApiError, core_path, custom_path
+from corral.controllers.informer import Informer, Resource
+from corral.controllers.live import LiveCluster
+from corral.controllers.trainingjob import TrainingJobController
+from corral.controllers.workqueue import WorkQueue
+from corral.kube import builders
+from corral.kube.client import Client
+from corral.kube.rest import ApiError, core_path
+from corral.scheduling.actions import Emit
 
 log = logging.getLogger("corral")
 
 Obj = dict[str, Any]
 PHASES: tuple[str, ...] = get_args(TrainingPhase)
+SCHEDULE_KEY = "schedule"
+POOLS_KEY = "pools"
+USAGE_REFRESH_SECONDS = 60.0
+
+RESOURCES = (
+    Resource("Node", "v1", "nodes", namespaced=False),
+    Resource("Pod", "v1", "pods", namespaced=True),
+    Resource("GPUPool", "corral.dev/v1alpha1", "gpupools", namespaced=False),
+    Resource("TrainingJob", "corral.dev/v1alpha1", "trainingjobs", namespaced=True),
+    # Only the Services Corral makes (the rendezvous Service of each job).
+    Resource("Service", "v1", "services", namespaced=True, label_selector="corral.dev/job"),
+)
 
 
 class Operator:
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
-        self.jobs = TrainingJobController(ctx)
-        self.scheduler = Scheduler(ctx, self.jobs)
-        self.pools = GPUPoolController(ctx)
+    def __init__(
+        self,
+        api: Client,
+        clock: Clock | None = None,
+        post_event: PostEvent | None = None,
+        usage_refresh_seconds: float = USAGE_REFRESH_SECONDS,
+    ):
+        self.api = api
+        self.clock: Clock = clock or SystemClock()
+        self.cache = ClusterCache()
+        self.cluster = LiveCluster(self.cache)
+        self.queue = WorkQueue(self.clock)
+        self.usage_refresh_seconds = usage_refresh_seconds
+        self.post_event: PostEvent = post_event or _log_event
+        self.executor = Executor(api, self.cache, self.post_event)
+        self.jobs = TrainingJobController(self)
+        self.pools = GPUPoolController(self)
+        self.informers = [Informer(api, r, self, self.clock) for r in RESOURCES]
+        self.leading = asyncio.Event()
+        """Set while this replica may decide and write (always, without leader election)."""
+        self.leading.set()
+        self.synced = False
         self._tasks: list[asyncio.Task[None]] = []
         self._pools_pending = False
         self._failures: dict[str, int] = {}
 
+    # -- lifecycle ------------------------------------------------------------------------------
+
     async def start(self) -> None:
-        api = self.ctx.api
-        (nodes, _), (pods, _), (pools, _), (jobs, _) = await asyncio.gather(
-            api.list(core_path("nodes")),
-            api.list(core_path("pods")),
-            api.list(custom_path("gpupools")),
-            api.list(custom_path("trainingjobs")),
-        )
-        for item, kind, version in (
-            *((n, "Node", "v1") for n in nodes),
-            *((p, "Pod", "v1") for p in pods),
-            *((p, "GPUPool", "corral.dev/v1alpha1") for p in pools),
-            *((j, "TrainingJob", "corral.dev/v1alpha1") for j in jobs),
-        ):
-            item.setdefault("kind", kind)
-            item.setdefault("apiVersion", version)
-        self.ctx.cache.seed(nodes, pods, pools, jobs)
-        # Placements recorded before a restart hold their devices until their pods exist.
-        for key, obj in self.ctx.cache.jobs.items():
-            parsed = self.jobs.parse(obj)
-            if isinstance(parsed, TrainingJob):
-                self.jobs.assume(job_view(obj, parsed))
-            self.ctx.queue.add(key)
-        self.ctx.queue.add(SCHEDULE_KEY)
-        self.ctx.queue.add(POOLS_KEY)
+        """Start the informers and, once all have synced, the worker."""
+        for informer in self.informers:
+            self._tasks.append(
+                asyncio.create_task(
+                    informer.run(), name=f"corral-informer-{informer.resource.kind}"
+                )
+            )
+        await asyncio.gather(*(informer.synced.wait() for informer in self.informers))
+        self.synced = True
+        self.jobs.assume_placements()
+        for key in self.cache.jobs:
+            self.queue.add(key)
+        self.queue.add(SCHEDULE_KEY)
+        self.queue.add(POOLS_KEY)
         log.info(
             "cache seeded: %d nodes, %d pods, %d pools, %d jobs",
-            len(nodes),
-            len(pods),
-            len(pools),
-            len(jobs),
+            len(self.cache.nodes),
+            len(self.cache.pods),
+            len(self.cache.pools),
+            len(self.cache.jobs),
         )
-        self._tasks = [
-            asyncio.create_task(self.ctx.queue.run_timers(), name="corral-timers"),
+        self._tasks += [
+            asyncio.create_task(self.queue.run_timers(), name="corral-timers"),
             asyncio.create_task(self._work(), name="corral-worker"),
         ]
 
@@ -77,19 +111,29 @@ class Operator:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.ctx.api.close()
+        self._tasks = []
+        await self.api.close()
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return list(self._tasks)
+
+    # -- the worker -----------------------------------------------------------------------------
 
     async def _work(self) -> None:
         while True:
-            key = await self.ctx.queue.get()
+            key = await self.queue.get()
             try:
+                await self.leading.wait()
                 await self._dispatch(key)
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
+            except Blocked as exc:
+                self._retry(key, exc, quiet=True)
             except ApiError as exc:
-                if exc.status == 403 and "being terminated" in exc.message:
-                    # The namespace is going away and takes the job with it: nothing to do.
+                if exc.is_namespace_terminating:
+                    # The namespace is going away and takes the object with it.
                     log.info("%s: its namespace is being deleted; not retrying", key)
                     self._failures.pop(key, None)
                 else:
@@ -97,25 +141,26 @@ class Operator:
             except Exception as exc:
                 self._retry(key, exc)
             finally:
-                self.ctx.queue.done(key)
+                self.queue.done(key)
 
-    def _retry(self, key: str, exc: Exception) -> None:
+    def _retry(self, key: str, exc: Exception, quiet: bool = False) -> None:
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
         delay = min(60.0, 0.5 * 2 ** min(failures, 7))
-        log.error(
+        log.log(
+            logging.INFO if quiet else logging.ERROR,
             "reconcile of %s failed (attempt %d): %s; retrying in %.1fs",
             key,
             failures,
             exc,
             delay,
-            exc_info=not isinstance(exc, ApiError),
+            exc_info=not quiet and not isinstance(exc, ApiError),
         )
-        self.ctx.queue.add_after(key, delay)
+        self.queue.add_after(key, delay)
 
     async def _dispatch(self, key: str) -> None:
         if key == SCHEDULE_KEY:
-            await self.scheduler.run_pass()
+            await self.jobs.run_pass()
         elif key == POOLS_KEY:
             self._pools_pending = False
             await self.pools.sync()
@@ -123,63 +168,190 @@ class Operator:
         else:
             await self.jobs.reconcile(key)
 
+    # -- helpers for controllers ----------------------------------------------------------------
+
+    def schedule_pass(self, after: float = 0.0) -> None:
+        self.queue.add_after(SCHEDULE_KEY, after)
+
+    def mark_pools(self) -> None:
+        """Coalesce: at most one pool status sync per interval, however many events arrive."""
+        if not self._pools_pending:
+            self._pools_pending = True
+            self.queue.add_after(POOLS_KEY, POOL_STATUS_INTERVAL_SECONDS)
+
+    async def refresh(self, kind: str, key: str) -> None:
+        """Read one object again after a conflict (its watch event may still be on the way)."""
+        resource = next(r for r in RESOURCES if r.kind == kind)
+        try:
+            current = await self.api.get(resource.object_path(key))
+        except ApiError as exc:
+            if exc.status == 404:
+                self.on_event(kind, "DELETED", _meta_only(key), "list")
+                return
+            raise
+        current.setdefault("kind", kind)
+        current.setdefault("apiVersion", resource.api_version)
+        self.on_event(kind, "SYNC", current, "list")
+
+    def count_events(self, events: Iterable[Emit], namespace: str) -> None:
+        for event in events:
+            if event.reason == "Restarted":
+                metrics.JOB_RESTARTS.labels(namespace=namespace).inc()
+
     def _update_job_gauge(self) -> None:
         counts = dict.fromkeys(PHASES, 0)
-        for obj in self.ctx.cache.jobs.values():
+        for obj in self.cache.jobs.values():
             phase = (obj.get("status") or {}).get("phase") or "Pending"
             counts[phase] = counts.get(phase, 0) + 1
         for phase, count in counts.items():
             metrics.JOBS.labels(phase=phase).set(count)
 
-    def _mark_pools(self) -> None:
-        """Coalesce: at most one pool status sync per interval, however many events arrive."""
-        if not self._pools_pending:
-            self._pools_pending = True
-            self.ctx.queue.add_after(POOLS_KEY, POOL_STATUS_INTERVAL_SECONDS)
+    # -- the informers' sink --------------------------------------------------------------------
 
-    # -- events -------------------------------------------------------------------------------
+    def keys(self, kind: str) -> set[str]:
+        return self.cache.keys(kind)
 
-    def on_node(self, kind: str | None, obj: Obj) -> None:
-        if not self.ctx.cache.apply_node(kind, obj):
+    def awaiting_echo(self, kind: str, key: str) -> bool:
+        return self.cache.awaiting_echo(kind, key)
+
+    def on_event(self, kind: str, type_: str, obj: Obj, source: str) -> None:
+        if type_ == "DELETED":
+            # Routing needs the object as it was (a synthesised DELETED carries only the name).
+            stored = self.cache.objects.get(kind, {}).get(_key_of(obj))
+            obj = stored or obj
+        change = self.cache.apply(kind, type_, obj, source)
+        if change is not None:
+            ROUTES.get(kind, _ignore)(self, change)
+
+
+def _route_node(op: Operator, change: Change) -> None:
+    if (
+        change.old is not None
+        and change.new is not None
+        and capacity_view(change.old) == capacity_view(change.new)
+    ):
+        return  # heartbeats
+    op.mark_pools()
+    op.schedule_pass()
+    for key, job in op.cache.jobs.items():
+        nodes = ((job.get("status") or {}).get("placement") or {}).get("nodes") or ()
+        if change.key in nodes:
+            op.queue.add(key)
+
+
+def _route_pod(op: Operator, change: Change) -> None:
+    pod = change.new or change.old or {}
+    owner = controller_uid(pod)
+    if owner is not None and owner in op.cache.by_uid:
+        op.queue.add(op.cache.by_uid[owner])
+    old_status = (change.old or {}).get("status") or {}
+    new_status = (change.new or {}).get("status") or {}
+    bound_changed = ((change.old or {}).get("spec") or {}).get("nodeName") != (
+        (change.new or {}).get("spec") or {}
+    ).get("nodeName")
+    if (
+        change.new is None
+        or change.old is None
+        or bound_changed
+        or (old_status.get("phase") != new_status.get("phase"))
+    ):
+        op.mark_pools()
+    if change.new is None or (
+        new_status.get("phase") in ("Succeeded", "Failed")
+        and old_status.get("phase") != new_status.get("phase")
+    ):
+        op.schedule_pass()  # devices freed
+
+
+def _route_pool(op: Operator, change: Change) -> None:
+    if (
+        change.old is not None
+        and change.new is not None
+        and change.old.get("spec") == change.new.get("spec")
+    ):
+        return  # a status write (ours, or anyone's): nothing placement reads changed
+    op.mark_pools()
+    op.schedule_pass()
+
+
+def _route_job(op: Operator, change: Change) -> None:
+    if change.new is None:
+        op.jobs.forget(change.key)
+        op.schedule_pass()
+        op.mark_pools()
+        return
+    op.queue.add(change.key)
+
+
+def _route_service(op: Operator, change: Change) -> None:
+    if change.new is None:  # someone deleted a rendezvous Service: its job ensures it again
+        job = (((change.old or {}).get("metadata") or {}).get("labels") or {}).get("corral.dev/job")
+        namespace = ((change.old or {}).get("metadata") or {}).get("namespace")
+        if job and namespace:
+            op.queue.add(f"{namespace}/{job}")
+
+
+def _ignore(op: Operator, change: Change) -> None:
+    return None
+
+
+ROUTES: dict[str, Callable[[Operator, Change], None]] = {
+    "Node": _route_node,
+    "Pod": _route_pod,
+    "GPUPool": _route_pool,
+    "TrainingJob": _route_job,
+    "Service": _route_service,
+}
+
+
+def _key_of(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace")
+    return f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))
+
+
+def _meta_only(key: str) -> Obj:
+    namespace, _, name = key.rpartition("/")
+    return {"metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
+
+
+class ApiEvents:
+    """Posts Events in the background: a reconcile never waits for one, and a lost one never
+    fails it. Each event is logged too, so the log tells the same story as `kubectl describe`."""
+
+    def __init__(self, api: Client, clock: Clock, in_flight: int = 256):
+        self.api = api
+        self.clock = clock
+        self.in_flight = in_flight
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, involved: Obj, type_: str, reason: str, message: str) -> None:
+        _log_event(involved, type_, reason, message)
+        if len(self._tasks) >= self.in_flight:
+            log.warning("dropped event %s: %d events are being posted", reason, len(self._tasks))
             return
-        self._mark_pools()
-        self.ctx.queue.add(SCHEDULE_KEY)
-        name = (obj.get("metadata") or {}).get("name")
-        for key, job in self.ctx.cache.jobs.items():
-            if name in (((job.get("status") or {}).get("placement") or {}).get("nodes") or ()):
-                self.ctx.queue.add(key)
+        task = asyncio.get_running_loop().create_task(self._post(involved, type_, reason, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def on_pod(self, kind: str | None, obj: Obj) -> None:
-        stored = self.ctx.cache.pods.get(object_key(obj))
-        job_key = self.ctx.cache.apply_pod(kind, obj)
-        if job_key:
-            self.ctx.queue.add(job_key)
-        was = (stored or {}).get("status", {}).get("phase")
-        now = (obj.get("status") or {}).get("phase")
-        bound_changed = (stored or {}).get("spec", {}).get("nodeName") != (
-            obj.get("spec") or {}
-        ).get("nodeName")
-        if kind == "DELETED" or stored is None or was != now or bound_changed:
-            self._mark_pools()
-        if kind == "DELETED" or (now in ("Succeeded", "Failed") and was != now):
-            self.ctx.queue.add(SCHEDULE_KEY)  # devices freed
+    async def _post(self, involved: Obj, type_: str, reason: str, message: str) -> None:
+        body = builders.event(
+            involved=involved, type_=type_, reason=reason, message=message, now=self.clock.now()
+        )
+        try:
+            await self.api.create(core_path("events", body["metadata"]["namespace"]), body)
+        except ApiError as exc:
+            log.warning("could not post event %s: %s", reason, exc)
 
-    def on_pool(self, kind: str | None, obj: Obj) -> None:
-        self.ctx.cache.apply_pool(kind, obj)
-        self._mark_pools()
-        self.ctx.queue.add(SCHEDULE_KEY)
 
-    def on_job(self, kind: str | None, obj: Obj) -> None:
-        key = object_key(obj)
-        if kind == "DELETED":
-            stored = self.ctx.cache.jobs.get(key, obj)
-            parsed = self.jobs.parse(stored)
-            if isinstance(parsed, TrainingJob):
-                view = job_view(stored, parsed)
-                self.jobs.release_assumed(view, view.status.attempt)
-            self.ctx.cache.apply_job(kind, obj)
-            self.ctx.queue.add(SCHEDULE_KEY)
-            self._mark_pools()
-            return
-        if self.ctx.cache.apply_job(kind, obj):
-            self.ctx.queue.add(key)
+def _log_event(involved: Obj, type_: str, reason: str, message: str) -> None:
+    meta = involved.get("metadata") or {}
+    log.log(
+        logging.WARNING if type_ == "Warning" else logging.INFO,
+        "%s %s/%s: %s: %s",
+        involved.get("kind"),
+        meta.get("namespace"),
+        meta.get("name"),
+        reason,
+        message,
+    )

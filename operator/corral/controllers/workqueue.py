@@ -7,14 +7,15 @@ may carry news the running pass did not see); a key added many times while waiti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
-import time
+
+from corral.controllers.clock import Clock, SystemClock
 
 
 class WorkQueue:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._processing: set[str] = set()
@@ -37,7 +38,7 @@ class WorkQueue:
         if delay <= 0:
             self.add(key)
             return
-        due = time.monotonic() + delay
+        due = self.clock.monotonic() + delay
         if key in self._due and self._due[key] <= due:
             return
         self._due[key] = due
@@ -46,6 +47,13 @@ class WorkQueue:
 
     async def get(self) -> str:
         key = await self._ready.get()
+        self._queued.discard(key)
+        self._processing.add(key)
+        return key
+
+    def get_nowait(self) -> str:
+        """The next ready key (raises asyncio.QueueEmpty when none is)."""
+        key = self._ready.get_nowait()
         self._queued.discard(key)
         self._processing.add(key)
         return key
@@ -64,16 +72,33 @@ class WorkQueue:
         """Keys waiting for a delayed add."""
         return len(self._due)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing ready and nothing being processed (delayed keys may be waiting)."""
+        return not self._queued and not self._processing
+
+    def fire_due(self) -> None:
+        """Move the delayed keys whose time has come to the ready queue."""
+        now = self.clock.monotonic()
+        while self._delayed and self._delayed[0][0] <= now:
+            due, _, key = heapq.heappop(self._delayed)
+            if self._due.get(key) == due:  # else superseded by an earlier add_after
+                del self._due[key]
+                self.add(key)
+
     async def run_timers(self) -> None:
         """Move delayed keys to the ready queue when due; runs for the life of the operator."""
         while True:
-            now = time.monotonic()
-            while self._delayed and self._delayed[0][0] <= now:
-                due, _, key = heapq.heappop(self._delayed)
-                if self._due.get(key) == due:  # else superseded by an earlier add_after
-                    del self._due[key]
-                    self.add(key)
-            timeout = self._delayed[0][0] - now if self._delayed else None
+            self.fire_due()
             self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
+            if not self._delayed:
+                await self._wakeup.wait()
+                continue
+            timeout = self._delayed[0][0] - self.clock.monotonic()
+            waiter = asyncio.ensure_future(self._wakeup.wait())
+            sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+            try:
+                await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                sleeper.cancel()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from corral.api.conditions import set_condition
 from corral.api.gpupool import (
     DeviceCounts,
     GPUPoolStatus,
     LevelFreeCapacity,
     PoolPrice,
 )
+from corral.api.meta import Condition, ConditionStatus
 from corral.fleet.pool import PoolView
 from corral.fleet.snapshot import FleetSnapshot
 from corral.fleet.topology import Domain
@@ -115,3 +119,66 @@ def view_status(view: PoolView, observed_generation: int | None = None) -> GPUPo
             currency=pricing.currency,
         ),
     )
+
+
+def pool_conditions(
+    snapshot: FleetSnapshot,
+    pool: str,
+    conditions: list[Condition],
+    now: datetime,
+    generation: int | None,
+) -> tuple[list[Condition], str | None]:
+    """A pool's conditions — Ready, Degraded, Overlapping — and the overlap message, if any.
+
+    Ready is False (NoNodes) when the selector matches nothing; Degraded counts NotReady and
+    cordoned members; Overlapping names nodes another pool also selects (they count in neither).
+    """
+    view = snapshot.pools.get(pool)
+    members = list(view.nodes.values()) if view is not None else []
+    not_ready = sum(1 for node in members if not node.ready)
+    cordoned = sum(1 for node in members if node.ready and node.unschedulable)
+    ready_now = sum(1 for node in members if node.ready)
+    if not members:
+        ready: tuple[ConditionStatus, str, str] = (
+            "False",
+            "NoNodes",
+            "no node matches spec.nodeSelector",
+        )
+    else:
+        ready = ("True", "NodesReady", f"{ready_now} of {len(members)} node(s) ready")
+    conditions = set_condition(conditions, "Ready", ready[0], ready[1], ready[2], now, generation)
+    degraded: tuple[ConditionStatus, str, str]
+    if not_ready or cordoned:
+        degraded = (
+            "True",
+            "NodesUnavailable",
+            f"{not_ready + cordoned} node(s) unavailable: {not_ready} NotReady, {cordoned} cordoned",
+        )
+    else:
+        degraded = ("False", "AllNodesAvailable", "every node is Ready and schedulable")
+    conditions = set_condition(
+        conditions, "Degraded", degraded[0], degraded[1], degraded[2], now, generation
+    )
+    overlapping = sorted(snapshot.overlapping_nodes(pool))
+    message = None
+    if overlapping:
+        shown = ", ".join(overlapping[:5]) + (
+            f" and {len(overlapping) - 5} more" if len(overlapping) > 5 else ""
+        )
+        message = (
+            f"{len(overlapping)} node(s) also selected by another pool, counted in neither: {shown}"
+        )
+        conditions = set_condition(
+            conditions, "Overlapping", "True", "NodesInTwoPools", message, now, generation
+        )
+    else:
+        conditions = set_condition(
+            conditions,
+            "Overlapping",
+            "False",
+            "NoOverlap",
+            "no node is selected by another pool",
+            now,
+            generation,
+        )
+    return conditions, message

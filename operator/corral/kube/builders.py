@@ -1,4 +1,4 @@
-"""Objects Corral creates: worker pods, the rendezvous Service, Events, assumed-pod records."""
+"""Objects Corral creates: worker pods, the rendezvous Service, Events."""
 
 from __future__ import annotations
 
@@ -146,30 +146,6 @@ def rendezvous_service(*, namespace: str, job: str, uid: str, port: int) -> dict
             "publishNotReadyAddresses": True,
             "ports": [{"name": "rendezvous", "port": port, "targetPort": port}],
         },
-    }
-
-
-def assumed_pod(
-    *,
-    namespace: str,
-    name: str,
-    node: str,
-    resource_name: str,
-    devices: int,
-    requests: dict[str, str],
-) -> dict[str, Any]:
-    """A record of a pod Corral decided on but has not created yet, for the fleet snapshot."""
-    return {
-        "metadata": {"name": name, "namespace": namespace, "annotations": {NODE_ANNOTATION: node}},
-        "spec": {
-            "containers": [
-                {
-                    "name": "assumed",
-                    "resources": {"requests": {**requests, resource_name: str(devices)}},
-                }
-            ]
-        },
-        "status": {"phase": "Pending"},
     }
 
 

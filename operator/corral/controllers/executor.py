@@ -1,0 +1,298 @@
+"""The one executor of typed actions against the API server.
+
+Actions run in the order the domain gives them (`corral.scheduling.actions.ORDER`); consecutive
+actions of one type run concurrently (64 pod creations are one round trip of latency, not 64);
+the first failure stops the rest, so nothing depends on a write that did not happen. Every answer
+goes into the cache at once. Writes are fenced: a status patch carries the resourceVersion the
+decision was made on (a concurrent change is a 409, decided again from a fresh read), a pod is
+deleted only with its UID as precondition, and a create that meets an existing object reads it
+and adopts it only if the workload owns it by UID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any
+
+from corral import metrics
+from corral.controllers.cache import ClusterCache, controller_uid
+from corral.kube.client import Client
+from corral.kube.patches import merge_patch
+from corral.kube.rest import ApiError, core_path
+from corral.scheduling.actions import (
+    Action,
+    CreateWorker,
+    DeletePod,
+    Emit,
+    EnsureService,
+    ReleaseAssumed,
+    RequeueAfter,
+    Ungate,
+    WantsPlacement,
+    WriteStatus,
+)
+
+log = logging.getLogger("corral.executor")
+
+Obj = dict[str, Any]
+PostEvent = Callable[[Obj, str, str, str], None]
+"""post_event(involved object, type, reason, message): enqueue, never block, never raise."""
+
+
+class Conflict(Exception):
+    """The object changed since the decision was made: read it again and decide again."""
+
+
+class Gone(Exception):
+    """The object was deleted meanwhile: nothing more to do for it."""
+
+
+class Blocked(Exception):
+    """Something in the cluster stands in the way and no retry of ours can fix it soon (an
+    object of the same name that the workload does not own)."""
+
+
+class PodRejected(Exception):
+    """The API server (validation or an admission policy) refused a pod."""
+
+
+@dataclass
+class Target:
+    """The object a decision is about, and how to make its workload-specific objects."""
+
+    obj: Obj
+    """As observed when deciding (its status is diffed, its resourceVersion fences the write)."""
+    kind: str
+    status_path: str
+    ledger_owner: Callable[[int], str] = lambda attempt: ""
+    """Ledger owner of an attempt's planned workers."""
+    worker: Callable[[CreateWorker], tuple[Obj, dict[str, int]] | None] | None = None
+    """The pod of a worker and what it takes on its node (None: cannot be built now)."""
+    service: Callable[[], Obj] | None = None
+
+    @property
+    def namespace(self) -> str:
+        return str((self.obj.get("metadata") or {}).get("namespace") or "")
+
+    @property
+    def uid(self) -> str:
+        return str((self.obj.get("metadata") or {}).get("uid") or "")
+
+
+@dataclass
+class Outcome:
+    wants_placement: bool = False
+    requeue_after: float | None = None
+    wrote_pods: bool = False
+    """Pods were created, deleted or ungated: look again (their answers are in the cache)."""
+    status_written: bool = False
+    events: list[Emit] = field(default_factory=list)
+
+
+class Executor:
+    def __init__(self, api: Client, cache: ClusterCache, post_event: PostEvent):
+        self.api = api
+        self.cache = cache
+        self.post_event = post_event
+
+    async def execute(self, target: Target, actions: Sequence[Action]) -> Outcome:
+        outcome = Outcome()
+        for kind, group in groupby(actions, key=type):
+            batch = list(group)
+            if kind is WantsPlacement:
+                outcome.wants_placement = True
+            elif kind is RequeueAfter:
+                delays = [a.seconds for a in batch if isinstance(a, RequeueAfter)]
+                outcome.requeue_after = min([*delays, outcome.requeue_after or float("inf")])
+            elif kind is Emit:
+                for action in batch:
+                    assert isinstance(action, Emit)
+                    self.post_event(target.obj, action.type, action.reason, action.message)
+                    outcome.events.append(action)
+            else:
+                await _all(self._run(target, action, outcome) for action in batch)
+        return outcome
+
+    async def _run(self, target: Target, action: Action, outcome: Outcome) -> None:
+        if isinstance(action, WriteStatus):
+            outcome.status_written = await self.write_status(target, action)
+        elif isinstance(action, DeletePod):
+            await self._delete_pod(target.namespace, action)
+            outcome.wrote_pods = True
+        elif isinstance(action, ReleaseAssumed):
+            self.cache.ledger.forget(target.ledger_owner(action.attempt))
+        elif isinstance(action, EnsureService):
+            await self._ensure_service(target)
+        elif isinstance(action, CreateWorker):
+            await self._create_worker(target, action)
+            outcome.wrote_pods = True
+        elif isinstance(action, Ungate):
+            await self._ungate(target.namespace, action.name)
+            outcome.wrote_pods = True
+        else:  # pragma: no cover - every action type has a branch
+            raise TypeError(f"no executor for {type(action).__name__}")
+
+    # -- status -----------------------------------------------------------------------------------
+
+    async def write_status(self, target: Target, action: WriteStatus) -> bool:
+        """Patch what changed, fenced by the observed resourceVersion. False: nothing to write."""
+        wire = action.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        patch = merge_patch(target.obj.get("status") or {}, wire)
+        if not patch:
+            return False
+        meta = target.obj.get("metadata") or {}
+        body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": patch}
+        try:
+            answer = await self.api.patch(target.status_path, body)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise Gone() from exc
+            if exc.status == 409:
+                raise Conflict(exc.message) from exc
+            raise
+        self.cache.apply(target.kind, "MODIFIED", answer, "write")
+        target.obj = answer
+        metrics.STATUS_WRITES.labels(kind=target.kind).inc()
+        return True
+
+    # -- pods -------------------------------------------------------------------------------------
+
+    async def _delete_pod(self, namespace: str, action: DeletePod) -> None:
+        key = f"{namespace}/{action.name}"
+        try:
+            answer = await self.api.delete(
+                core_path("pods", namespace, action.name),
+                preconditions={"uid": action.uid} if action.uid else None,
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                self.cache.forget("Pod", key)
+                return
+            if exc.status == 409 and action.uid:
+                return  # another pod of that name now: not the one we decided to delete
+            raise
+        if answer.get("kind") == "Pod" or (answer.get("metadata") or {}).get("name"):
+            if (answer.get("metadata") or {}).get("deletionTimestamp"):
+                self.cache.apply("Pod", "MODIFIED", answer, "write")
+            else:
+                self.cache.forget("Pod", key)
+
+    async def _create_worker(self, target: Target, action: CreateWorker) -> None:
+        if target.worker is None:
+            return
+        built = target.worker(action)
+        if built is None:
+            return  # its pool is gone: the next reconcile re-places the gang
+        pod, requests = built
+        name = pod["metadata"]["name"]
+        self.cache.ledger.assume(
+            target.ledger_owner(action.attempt), target.namespace, {name: action.node}, requests
+        )
+        path = core_path("pods", target.namespace)
+        try:
+            answer = await self.api.create(path, pod)
+        except ApiError as exc:
+            if exc.status == 409:
+                answer = await self._adopt(target, "pods", name)
+            elif _is_rejection(exc):
+                raise PodRejected(exc.message) from exc
+            else:
+                raise
+        self.cache.apply("Pod", "ADDED", answer, "write")
+
+    async def _ungate(self, namespace: str, name: str) -> None:
+        try:
+            answer = await self.api.patch(
+                core_path("pods", namespace, name),
+                [{"op": "remove", "path": "/spec/schedulingGates"}],
+                patch_type="json",
+            )
+        except ApiError as exc:
+            if exc.status in (404, 422):
+                return  # gone, or already ungated
+            raise
+        self.cache.apply("Pod", "MODIFIED", answer, "write")
+
+    # -- the Service ------------------------------------------------------------------------------
+
+    async def _ensure_service(self, target: Target) -> None:
+        if target.service is None:
+            return
+        body = target.service()
+        name = body["metadata"]["name"]
+        existing = self.cache.services.get(f"{target.namespace}/{name}")
+        if existing is not None:
+            if controller_uid(existing) != target.uid:
+                raise Blocked(_not_ours("Service", name))
+            return
+        try:
+            answer = await self.api.create(core_path("services", target.namespace), body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            answer = await self._adopt(target, "services", name)
+        self.cache.apply("Service", "ADDED", answer, "write")
+
+    async def _adopt(self, target: Target, resource: str, name: str) -> Obj:
+        """A create met an object of the same name: ours (made before a restart) or not."""
+        current = await self.api.get(core_path(resource, target.namespace, name))
+        if controller_uid(current) != target.uid:
+            raise Blocked(_not_ours(resource.rstrip("s").capitalize(), name))
+        return current
+
+
+def _not_ours(kind: str, name: str) -> str:
+    return (
+        f"a {kind} named {name} exists and is not owned by this object (ownerReference UID); "
+        "delete or rename it"
+    )
+
+
+def _is_rejection(exc: ApiError) -> bool:
+    """Invalid (422), or forbidden by admission (403) — but not the operator's own RBAC, and not
+    a namespace being deleted, which are no fault of the workload."""
+    if exc.status == 422:
+        return True
+    # RBAC refusals carry no cause to tell them from admission denials: the API server's
+    # authorizer words them "... cannot create resource ...".
+    return (
+        exc.status == 403
+        and not exc.is_namespace_terminating
+        and "cannot create resource" not in exc.message
+    )
+
+
+async def _all(calls: Any) -> None:
+    """Run concurrently; the first failure cancels the rest and is raised."""
+    tasks: list[Awaitable[None]] = list(calls)
+    if len(tasks) == 1:
+        await tasks[0]
+    elif tasks:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for task in tasks:
+                    group.create_task(task)  # type: ignore[arg-type]
+        except BaseExceptionGroup as failures:
+            raise _first_leaf(failures) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The callers handle plain exceptions (a 409, a rejected pod): raise the first of a group,
+    preferring the ones that say most (a rejection over a cancellation)."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    for preferred in (PodRejected, Blocked, Gone, Conflict):
+        for leaf in leaves:
+            if isinstance(leaf, preferred):
+                return leaf
+    return leaves[0]

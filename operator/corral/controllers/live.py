@@ -1,0 +1,76 @@
+"""The live `TrainingCluster`: the domain's reads, answered from the informer cache.
+
+Parsing is cached by resourceVersion, so a pass over a thousand waiting jobs validates only the
+ones that changed since the last pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from corral.api import GPUPool, parse_object
+from corral.controllers.cache import ClusterCache
+from corral.fleet import FleetSnapshot
+from corral.scheduling.ledger import Ledger
+from corral.training.cluster import JobRecord, job_record
+from corral.training.pods import WorkerPod
+
+
+class LiveCluster:
+    def __init__(self, cache: ClusterCache):
+        self.cache = cache
+        self._jobs: dict[str, tuple[str | None, JobRecord]] = {}
+        self._pools: dict[str, tuple[str | None, GPUPool | None]] = {}
+
+    @property
+    def snapshot(self) -> FleetSnapshot:
+        return self.cache.snapshot
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.cache.ledger
+
+    def pool(self, name: str) -> GPUPool | None:
+        obj = self.cache.pools.get(name)
+        if obj is None or name in self.cache.invalid_pools:
+            self._pools.pop(name, None)
+            return None
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        cached = self._pools.get(name)
+        if cached is not None and cached[0] == rv:
+            return cached[1]
+        try:
+            parsed = parse_object(obj, expect="GPUPool")
+        except Exception:
+            parsed = None
+        pool = parsed if isinstance(parsed, GPUPool) else None
+        self._pools[name] = (rv, pool)
+        return pool
+
+    def training_job(self, key: str) -> JobRecord | None:
+        obj = self.cache.jobs.get(key)
+        if obj is None:
+            self._jobs.pop(key, None)
+            return None
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        cached = self._jobs.get(key)
+        if cached is not None and cached[0] == rv:
+            return cached[1]
+        record = job_record(obj)
+        self._jobs[key] = (rv, record)
+        return record
+
+    def training_jobs(self) -> Iterable[JobRecord]:
+        for key in list(self.cache.jobs):
+            record = self.training_job(key)
+            if record is not None:
+                yield record
+        for gone in set(self._jobs) - set(self.cache.jobs):
+            del self._jobs[gone]
+
+    def job_pods(self, key: str) -> list[WorkerPod]:
+        record = self.training_job(key)
+        if record is None or record.view is None or not record.view.uid:
+            return []
+        pods = (WorkerPod.from_pod(pod) for pod in self.cache.owned_pods(record.view.uid))
+        return [pod for pod in pods if pod is not None]
