@@ -1,0 +1,1 @@
+"""The fleet simulator: the operator's domain decisions, driven by simulated time."""

@@ -1,0 +1,344 @@
+"""The in-memory `TrainingCluster`: the operator's domain decisions, applied without a cluster.
+
+It stands in for the API server (it stores jobs and pods), for kube-scheduler (an ungated worker
+binds to its planned node if the node exists, is usable and has room) and, when asked, for the
+kubelet (bound workers start; a test or the simulator ends them). It drives the SAME lifecycle
+(`corral.training.lifecycle.reconcile`) and scheduling pass (`corral.training.queueing.queue_pass`)
+as the operator, applying their typed actions synchronously — so the simulator and the domain's
+unit tests make the decisions the operator would make.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from corral.api.gpupool import GPUPool
+from corral.api.meta import format_time
+from corral.api.names import JOB_LABEL, PLACEMENT_GATE, RESTART_LABEL, WORKER_INDEX_LABEL
+from corral.fleet.objects import PodRecord
+from corral.fleet.resources import pod_requests
+from corral.fleet.snapshot import FleetSnapshot
+from corral.placement import Placement
+from corral.scheduling.actions import (
+    Action,
+    CreateWorker,
+    DeletePod,
+    Emit,
+    EnsureService,
+    ReleaseAssumed,
+    RequeueAfter,
+    Ungate,
+    WantsPlacement,
+    WriteStatus,
+)
+from corral.scheduling.cycle import Solve
+from corral.scheduling.ledger import Ledger
+from corral.training.accounting import placement_price
+from corral.training.cluster import JobRecord, job_record
+from corral.training.lifecycle import reconcile
+from corral.training.pods import WorkerPod
+from corral.training.queueing import queue_pass
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Recorded:
+    """What the in-memory cluster saw happen, in order (for tests and the simulator's report)."""
+
+    events: list[tuple[str, Emit]] = field(default_factory=list)
+    placements: list[tuple[str, Placement]] = field(default_factory=list)
+    writes: int = 0
+
+
+def ledger_owner(key: str, attempt: int) -> str:
+    return f"{key}#{attempt}"
+
+
+class InMemoryCluster:
+    def __init__(self, nodes: Iterable[Mapping[str, Any]], pools: Iterable[GPUPool]):
+        self._snapshot = FleetSnapshot.build(nodes, [], pools)
+        self._ledger = Ledger(self._snapshot)
+        self._pools = {pool.metadata.name or "": pool for pool in pools}
+        self.jobs: dict[str, Obj] = {}
+        self.pods: dict[str, Obj] = {}
+        self.recorded = Recorded()
+        self._records: dict[str, tuple[int, JobRecord]] = {}
+        self._version = 0
+        self.due: dict[str, datetime] = {}
+        """Job key -> when it asked to be looked at again (RequeueAfter)."""
+
+    # -- the Cluster protocol -------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> FleetSnapshot:
+        return self._snapshot
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    def pool(self, name: str) -> GPUPool | None:
+        return self._pools.get(name)
+
+    def training_job(self, key: str) -> JobRecord | None:
+        obj = self.jobs.get(key)
+        if obj is None:
+            return None
+        version = obj["metadata"]["resourceVersion"]
+        cached = self._records.get(key)
+        if cached is None or cached[0] != version:
+            cached = (version, job_record(obj))
+            self._records[key] = cached
+        return cached[1]
+
+    def training_jobs(self) -> Iterable[JobRecord]:
+        for key in sorted(self.jobs):
+            record = self.training_job(key)
+            if record is not None:
+                yield record
+
+    def job_pods(self, key: str) -> list[WorkerPod]:
+        record = self.training_job(key)
+        if record is None or record.view is None:
+            return []
+        owned = (pod for pod in self.pods.values() if _owner(pod) == record.view.uid)
+        return [p for p in (WorkerPod.from_pod(pod) for pod in owned) if p is not None]
+
+    # -- what users and other actors do ---------------------------------------------------------
+
+    def submit(self, job: Obj, now: datetime) -> str:
+        """A user creates a TrainingJob (plain dict, as applied)."""
+        obj = copy.deepcopy(job)
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("namespace", "default")
+        meta["uid"] = f"uid-{meta['namespace']}-{meta['name']}-{self._bump()}"
+        meta["generation"] = 1
+        meta["creationTimestamp"] = format_time(now)
+        meta["resourceVersion"] = self._bump()
+        obj.pop("status", None)
+        key = f"{meta['namespace']}/{meta['name']}"
+        self.jobs[key] = obj
+        return key
+
+    def delete_job(self, key: str) -> None:
+        obj = self.jobs.pop(key, None)
+        if obj is None:
+            return
+        uid = obj["metadata"]["uid"]
+        for name in [n for n, p in self.pods.items() if _owner(p) == uid]:
+            self._remove_pod(name)
+        for owner in [o for o in self._ledger.owners() if o.rpartition("#")[0] == key]:
+            self._ledger.forget(owner)
+
+    def start_bound(self, now: datetime) -> int:
+        """The kubelet: bound Pending workers start Running."""
+        started = 0
+        for pod in self.pods.values():
+            if pod["spec"].get("nodeName") and pod["status"]["phase"] == "Pending":
+                pod["status"]["phase"] = "Running"
+                pod["status"]["startTime"] = format_time(now)
+                self._touch(pod)
+                started += 1
+        return started
+
+    def finish(self, namespace: str, name: str, exit_code: int, now: datetime) -> None:
+        """A worker's process exits."""
+        pod = self.pods[f"{namespace}/{name}"]
+        pod["status"]["phase"] = "Succeeded" if exit_code == 0 else "Failed"
+        pod["status"]["containerStatuses"] = [
+            {
+                "name": "worker",
+                "state": {
+                    "terminated": {
+                        "exitCode": exit_code,
+                        "reason": "Completed" if exit_code == 0 else "Error",
+                        "finishedAt": format_time(now),
+                    }
+                },
+            }
+        ]
+        self._touch(pod)
+
+    # -- the decisions --------------------------------------------------------------------------
+
+    def run_pass(self, now: datetime, solve: Solve | None = None) -> list[str]:
+        """One scheduling pass; returns the keys of the jobs it placed."""
+        placed = []
+        for verdict in queue_pass(self, now, solve):
+            key = verdict.record.key
+            self.apply(key, verdict.decision.actions, now)
+            if verdict.placement is not None:
+                placed.append(key)
+                self.recorded.placements.append((key, verdict.placement))
+        return placed
+
+    def reconcile(self, key: str, now: datetime, refresh_usage: bool = False) -> list[Action]:
+        record = self.training_job(key)
+        if record is None or record.view is None:
+            return []
+        view = record.view
+        placement = view.status.placement
+        price = placement_price(
+            self._snapshot,
+            self.pool(placement.pool) if placement else None,
+            placement.nodes if placement else [],
+        )
+        decision = reconcile(
+            view, self.job_pods(key), now, self._snapshot.node_problem, price, refresh_usage
+        )
+        actions = decision.actions
+        self.apply(key, actions, now)
+        return actions
+
+    def settle(self, now: datetime, rounds: int = 20) -> None:
+        """Reconcile every job and run the pass until nothing changes (a quiet operator)."""
+        for _ in range(rounds):
+            before = self._version
+            self.run_pass(now)
+            for key in sorted(self.jobs):
+                self.reconcile(key, now)
+            self._bind_ungated()
+            if self._version == before:
+                return
+
+    def apply(self, key: str, actions: Iterable[Action], now: datetime) -> None:
+        obj = self.jobs.get(key)
+        if obj is None:
+            return
+        for action in actions:
+            if isinstance(action, WriteStatus):
+                wire = action.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+                if wire != obj.get("status"):
+                    obj["status"] = wire
+                    obj["metadata"]["resourceVersion"] = self._bump()
+                    self.recorded.writes += 1
+            elif isinstance(action, DeletePod):
+                self._remove_pod(f"{obj['metadata']['namespace']}/{action.name}")
+            elif isinstance(action, ReleaseAssumed):
+                self._ledger.forget(ledger_owner(key, action.attempt))
+            elif isinstance(action, CreateWorker):
+                self._create_worker(key, obj, action)
+            elif isinstance(action, Ungate):
+                pod = self.pods.get(f"{obj['metadata']['namespace']}/{action.name}")
+                if pod is not None and pod["spec"].get("schedulingGates"):
+                    pod["spec"]["schedulingGates"] = []
+                    self._touch(pod)
+            elif isinstance(action, Emit):
+                self.recorded.events.append((key, action))
+            elif isinstance(action, RequeueAfter):
+                self.due[key] = now + timedelta(seconds=action.seconds)
+            elif isinstance(action, (WantsPlacement, EnsureService)):
+                pass  # the pass runs in `settle`; a Service has no meaning here
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _create_worker(self, key: str, obj: Obj, action: CreateWorker) -> None:
+        record = self.training_job(key)
+        if record is None or record.view is None or record.request is None:
+            return
+        view = record.view
+        placement = view.status.placement
+        pool = self.pool(placement.pool) if placement else None
+        if pool is None:
+            return
+        name = f"{view.name}-w{action.index}-r{action.attempt}"
+        pod_key = f"{view.namespace}/{name}"
+        if pod_key in self.pods:
+            return
+        requests = record.request.worker_requests(pool.spec.resource_name)
+        self._ledger.assume(
+            ledger_owner(key, action.attempt), view.namespace, {name: action.node}, requests
+        )
+        pod = {
+            "metadata": {
+                "name": name,
+                "namespace": view.namespace,
+                "ownerReferences": [{"kind": "TrainingJob", "uid": view.uid, "controller": True}],
+                "labels": {
+                    JOB_LABEL: view.name,
+                    WORKER_INDEX_LABEL: str(action.index),
+                    RESTART_LABEL: str(action.attempt),
+                },
+                "annotations": {"corral.dev/node": action.node},
+            },
+            "spec": {
+                "schedulingGates": [{"name": PLACEMENT_GATE}],
+                "containers": [
+                    {
+                        "name": "worker",
+                        "resources": {
+                            "requests": {
+                                k: str(v) if k != "cpu" else f"{v}m"
+                                for k, v in requests.items()
+                                if k != "pods"
+                            }
+                        },
+                    }
+                ],
+            },
+            "status": {"phase": "Pending"},
+        }
+        self.pods[pod_key] = pod
+        self._touch(pod)
+
+    def _bind_ungated(self) -> None:
+        """kube-scheduler: an ungated worker binds to its planned node when it still fits."""
+        for pod in self.pods.values():
+            spec = pod["spec"]
+            if spec.get("schedulingGates") or spec.get("nodeName"):
+                continue
+            node = pod["metadata"]["annotations"]["corral.dev/node"]
+            if self._snapshot.node_problem(node) is None and self._fits(pod, node):
+                spec["nodeName"] = node
+                self._touch(pod)
+
+    def _fits(self, pod: Obj, node: str) -> bool:
+        record = self._snapshot.nodes.get(node)
+        if record is None:
+            return False
+        mine = pod_requests(pod["spec"])
+        used = dict(self._snapshot.usage.get(node, {}))
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if key in self._snapshot.pods and self._snapshot.pods[key].counted:
+            for name, amount in self._snapshot.pods[key].requests.items():
+                used[name] = used.get(name, 0) - amount
+        return all(
+            used.get(name, 0) + amount <= record.allocatable.get(name, 0)
+            for name, amount in mine.items()
+        )
+
+    def _touch(self, pod: Obj) -> None:
+        meta = pod["metadata"]
+        self._snapshot.upsert_record(
+            PodRecord(
+                key=(meta["namespace"], meta["name"]),
+                node=pod["spec"].get("nodeName") or meta["annotations"].get("corral.dev/node"),
+                requests=pod_requests(pod["spec"]),
+                active=pod["status"]["phase"] not in ("Succeeded", "Failed"),
+            )
+        )
+        self._ledger.observed((meta["namespace"], meta["name"]))
+        self._bump()
+
+    def _remove_pod(self, pod_key: str) -> None:
+        pod = self.pods.pop(pod_key, None)
+        if pod is None:
+            return
+        namespace, _, name = pod_key.partition("/")
+        self._snapshot.remove_pod(namespace, name)
+        self._ledger.observed((namespace, name))
+        self._bump()
+
+    def _bump(self) -> str:
+        self._version += 1
+        return str(self._version)
+
+
+def _owner(pod: Obj) -> str | None:
+    refs = pod["metadata"].get("ownerReferences") or []
+    return next((ref["uid"] for ref in refs if ref.get("controller")), None)
