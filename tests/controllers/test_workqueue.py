@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from corral.controllers.clock import FakeClock
 from corral.controllers.workqueue import WorkQueue
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
 
 
 def run(coroutine: object) -> object:
@@ -38,11 +44,19 @@ def test_a_key_added_while_processing_runs_again_after() -> None:
 
 def test_delayed_adds_arrive_in_order_of_their_time() -> None:
     async def scenario() -> list[str]:
-        queue = WorkQueue()
+        clock = FakeClock()
+        queue = WorkQueue(clock)
         timers = asyncio.create_task(queue.run_timers())
         queue.add_after("late", 0.2)
         queue.add_after("soon", 0.05)
-        got = [await asyncio.wait_for(queue.get(), 2), await asyncio.wait_for(queue.get(), 2)]
+        await settle()
+        assert len(queue) == 0  # nothing is due before the clock moves
+        clock.advance(0.1)
+        await settle()
+        got = [queue.get_nowait()]
+        clock.advance(0.1)
+        await settle()
+        got.append(queue.get_nowait())
         timers.cancel()
         return got
 
@@ -51,15 +65,19 @@ def test_delayed_adds_arrive_in_order_of_their_time() -> None:
 
 def test_one_pending_delayed_add_per_key_the_earliest_wins() -> None:
     async def scenario() -> list[str]:
-        queue = WorkQueue()
+        clock = FakeClock()
+        queue = WorkQueue(clock)
         timers = asyncio.create_task(queue.run_timers())
         for _ in range(100):  # a busy job re-arms its refresh timer on every event
             queue.add_after("job", 0.3)
         queue.add_after("job", 0.05)
         assert queue.delayed == 1
-        got = [await asyncio.wait_for(queue.get(), 2)]
+        clock.advance(0.05)
+        await settle()
+        got = [queue.get_nowait()]
         queue.done("job")
-        await asyncio.sleep(0.4)  # past the superseded due time: nothing more arrives
+        clock.advance(0.4)  # past the superseded due time: nothing more arrives
+        await settle()
         assert len(queue) == 0 and queue.delayed == 0
         timers.cancel()
         return got
