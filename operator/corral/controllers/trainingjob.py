@@ -22,7 +22,7 @@ from corral.kube.rest import ApiError, custom_path
 from corral.placement import NoFit, Placement, PlacementRequest, place
 from corral.scheduling.actions import CreateWorker, Decision, Emit
 from corral.training.accounting import placement_price
-from corral.training.cluster import JobRecord
+from corral.training.cluster import JobRecord, ledger_owner, owners_of
 from corral.training.lifecycle import ACTIVE, JobView, reconcile, reject_pods
 from corral.training.queueing import queue_pass
 
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("corral.trainingjob")
 
 Obj = dict[str, Any]
-
-
-def ledger_owner(key: str, attempt: int) -> str:
-    return f"{key}#{attempt}"
 
 
 class TrainingJobController:
@@ -158,7 +154,7 @@ class TrainingJobController:
         self._reported_usage.pop(key, None)
         self._blocked.pop(key, None)
         ledger = self.op.cache.ledger
-        for owner in [o for o in ledger.owners() if o.rpartition("#")[0] == key]:
+        for owner in owners_of(key, ledger.owners()):
             ledger.forget(owner)
 
     async def _fail_rejected(self, key: str, message: str) -> None:

@@ -31,6 +31,8 @@ class Candidate:
     request: PlacementRequest
     worker_name: Callable[[int], str]
     """The pod name worker i will have (the ledger plans under that name)."""
+    owner: str = ""
+    """Ledger owner of the planned workers (default: `key`)."""
 
 
 def run(
@@ -64,7 +66,7 @@ def run(
         if isinstance(result, Placement):
             view = snapshot.pools[result.pool]
             ledger.assume(
-                candidate.key,
+                candidate.owner or candidate.key,
                 candidate.namespace,
                 {candidate.worker_name(i): node for i, node in enumerate(result.assignments)},
                 candidate.request.worker_requests(view.resource_name),

@@ -18,7 +18,13 @@ from typing import Any
 
 from corral.api.gpupool import GPUPool
 from corral.api.meta import format_time
-from corral.api.names import JOB_LABEL, PLACEMENT_GATE, RESTART_LABEL, WORKER_INDEX_LABEL
+from corral.api.names import (
+    JOB_LABEL,
+    PLACEMENT_GATE,
+    RESTART_LABEL,
+    WORKER_INDEX_LABEL,
+    worker_pod_name,
+)
 from corral.fleet.objects import PodRecord
 from corral.fleet.resources import pod_requests
 from corral.fleet.snapshot import FleetSnapshot
@@ -38,7 +44,7 @@ from corral.scheduling.actions import (
 from corral.scheduling.cycle import Solve
 from corral.scheduling.ledger import Ledger
 from corral.training.accounting import placement_price
-from corral.training.cluster import JobRecord, job_record
+from corral.training.cluster import JobRecord, job_record, ledger_owner, owners_of
 from corral.training.lifecycle import reconcile
 from corral.training.pods import WorkerPod
 from corral.training.queueing import queue_pass
@@ -53,10 +59,6 @@ class Recorded:
     events: list[tuple[str, Emit]] = field(default_factory=list)
     placements: list[tuple[str, Placement]] = field(default_factory=list)
     writes: int = 0
-
-
-def ledger_owner(key: str, attempt: int) -> str:
-    return f"{key}#{attempt}"
 
 
 class InMemoryCluster:
@@ -132,7 +134,7 @@ class InMemoryCluster:
         uid = obj["metadata"]["uid"]
         for name in [n for n, p in self.pods.items() if _owner(p) == uid]:
             self._remove_pod(name)
-        for owner in [o for o in self._ledger.owners() if o.rpartition("#")[0] == key]:
+        for owner in owners_of(key, self._ledger.owners()):
             self._ledger.forget(owner)
 
     def start_bound(self, now: datetime) -> int:
@@ -246,7 +248,7 @@ class InMemoryCluster:
         pool = self.pool(placement.pool) if placement else None
         if pool is None:
             return
-        name = f"{view.name}-w{action.index}-r{action.attempt}"
+        name = worker_pod_name(view.name, action.index, action.attempt)
         pod_key = f"{view.namespace}/{name}"
         if pod_key in self.pods:
             return

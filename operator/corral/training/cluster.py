@@ -15,6 +15,17 @@ from corral.training.lifecycle import JobView
 from corral.training.pods import WorkerPod
 
 
+def ledger_owner(key: str, attempt: int) -> str:
+    """Who the ledger's planned workers of one attempt of a job belong to: an attempt's plan is
+    released as a whole when the attempt ends."""
+    return f"{key}#{attempt}"
+
+
+def owners_of(key: str, owners: Iterable[str]) -> list[str]:
+    """The ledger owners (attempts) of job `key` among `owners`."""
+    return [owner for owner in owners if owner.rpartition("#")[0] == key]
+
+
 @dataclass(frozen=True)
 class JobRecord:
     """A TrainingJob as read: valid (`view` and `request`) or not (`problem` says why)."""

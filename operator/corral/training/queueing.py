@@ -10,7 +10,7 @@ from corral.placement import NoFit, Placement
 from corral.scheduling import cycle
 from corral.scheduling.actions import Decision, Emit
 from corral.scheduling.queue import Held
-from corral.training.cluster import JobRecord, TrainingCluster
+from corral.training.cluster import JobRecord, TrainingCluster, ledger_owner
 from corral.training.lifecycle import admit, refuse
 
 WAITING_PHASES = ("Pending", "Queued", "Recovering")
@@ -54,6 +54,7 @@ def waiting(cluster: TrainingCluster, now: datetime) -> list[tuple[JobRecord, cy
                     worker_name=lambda i, name=name, attempt=attempt: worker_pod_name(  # type: ignore[misc]
                         name, i, attempt
                     ),
+                    owner=ledger_owner(record.key, attempt),
                 ),
             )
         )
