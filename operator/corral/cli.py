@@ -41,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except UsageError as exc:
-        print(f"corral {args.command}: {exc}", file=sys.stderr)
+        # One line, whatever a file or a value quoted from it contained.
+        print(f"corral {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -195,7 +195,10 @@ def _rules(node: dict[str, Any]) -> list[str]:
         ("TrainingJob", "rank[self.preferred] > rank[self.required]"),
         ("TrainingJob", "has(self.annotation) != has(self.httpGet)"),
         ("TrainingJob", "self.prefer in self.types"),
-        ("TrainingJob", "size(self.spec.containers) > 0"),
+        ("TrainingJob", "!has(self.nodeName)"),
+        ("TrainingJob", "size(self.metadata.name) <= 63"),
+        ("GPUPool", "size(self.metadata.name) <= 63"),
+        ("InferenceService", "size(self.metadata.name) <= 63"),
         ("GPUPool", "size(self.values) > 0"),
         ("GPUPool", "self.levels.all("),
     ],
@@ -237,3 +240,75 @@ def test_conditions_are_a_map_list_keyed_by_type() -> None:
         conditions = openapi(info.kind)["properties"]["status"]["properties"]["conditions"]
         assert conditions["x-kubernetes-list-type"] == "map"
         assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def _objects_under(node: dict[str, Any], path: str) -> list[tuple[str, dict[str, Any]]]:
+    found = [(path, node)] if node.get("type") == "object" else []
+    for name, child in (node.get("properties") or {}).items():
+        found += _objects_under(child, f"{path}.{name}")
+    if "items" in node:
+        found += _objects_under(node["items"], f"{path}[*]")
+    return found
+
+
+@pytest.mark.parametrize("kind", ["TrainingJob", "InferenceService"])
+def test_template_schema_declares_without_pruning(kind: str) -> None:
+    """Declaring a template field must never make the API server drop the fields beside it:
+    every object is open (preserve-unknown-fields), a map, or a complete Kubernetes type."""
+    template = _resolve(openapi(kind), "spec.template")
+    assert template is not None
+    closed = [
+        path
+        for path, node in _objects_under(template, "template")
+        if not node.get("x-kubernetes-preserve-unknown-fields")
+        and "additionalProperties" not in node
+        and not path.endswith(".tolerations[*]")  # corev1.Toleration: every field declared
+    ]
+    assert closed == []
+    containers = _resolve(openapi(kind), "spec.template.spec.containers")
+    assert containers is not None
+    assert (containers["minItems"], containers["maxItems"]) == (1, 32)
+    assert template["required"] == ["spec"]
+
+
+@pytest.mark.parametrize("kind", ["GPUPool", "TrainingJob", "InferenceService"])
+def test_every_list_and_map_in_a_spec_is_bounded(kind: str) -> None:
+    """maxItems / maxProperties everywhere a user can grow the object (CEL cost and etcd size)."""
+    spec = openapi(kind)["properties"]["spec"]
+    unbounded = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        if node.get("type") == "array" and "maxItems" not in node:
+            unbounded.append(path)
+        if isinstance(node.get("additionalProperties"), dict) and "maxProperties" not in node:
+            unbounded.append(path)
+        for name, child in (node.get("properties") or {}).items():
+            walk(child, f"{path}.{name}")
+        if "items" in node:
+            walk(node["items"], f"{path}[*]")
+
+    walk(spec, "spec")
+    assert unbounded == []
+
+
+@pytest.mark.parametrize("kind", ["GPUPool", "TrainingJob", "InferenceService"])
+def test_every_number_in_a_spec_has_a_maximum(kind: str) -> None:
+    spec = openapi(kind)["properties"]["spec"]
+    missing = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        if node.get("type") in ("number", "integer") and "maximum" not in node:
+            missing.append(path)
+        for bound in ("minimum", "maximum"):
+            # The API server reads schema numbers as float64: a bound it cannot hold exactly
+            # makes every `kubectl apply` of the CRD a change.
+            if abs(node.get(bound, 0)) > 2**53:
+                missing.append(f"{path} ({bound} beyond 2^53)")
+        for name, child in (node.get("properties") or {}).items():
+            walk(child, f"{path}.{name}")
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                walk(node[key], f"{path}[*]")
+
+    walk(spec, "spec")
+    assert missing == []

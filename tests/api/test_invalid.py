@@ -62,6 +62,19 @@ CASES: list[tuple[str, str, Any, str]] = [
         "spec.carbon.hourly: must have at least 24 item",
     ),
     ("GPUPool", "spec.nodeSelectr", {}, "spec.nodeSelectr: unknown field"),
+    (
+        "GPUPool",
+        "spec.pricing",
+        {"onDemandPerDeviceHour": 1e308},
+        "spec.pricing.onDemandPerDeviceHour: must be <= 1000000",
+    ),
+    (
+        "GPUPool",
+        "spec.accelerator.memoryGiB",
+        float("nan"),
+        "spec.accelerator.memoryGiB: must be a finite number",
+    ),
+    ("GPUPool", "metadata.name", "p" * 64, "metadata.name: must have at most 63 characters"),
     # TrainingJob
     ("TrainingJob", "spec.workers", 0, "spec.workers: must be >= 1"),
     ("TrainingJob", "spec.workers", "four", "spec.workers: must be an integer"),
@@ -162,6 +175,64 @@ CASES: list[tuple[str, str, Any, str]] = [
         "spec.template.spec.containers[0].env: RANK is set by Corral",
     ),
     ("TrainingJob", "spec.worker", 3, "spec.worker: unknown field"),
+    # Reproductions of the hostile tenant (issue 9): each once escaped parse() or the solver.
+    (
+        "TrainingJob",
+        "spec.template.spec.tolerations",
+        {"key": "x"},
+        "spec.template.spec.tolerations: must be a list",
+    ),
+    (
+        "TrainingJob",
+        "spec.template.spec.nodeSelector",
+        {"a": 1},
+        "spec.template.spec.nodeSelector.a: must be a string",
+    ),
+    (
+        "TrainingJob",
+        "spec.template.spec.containers.0.env",
+        5,
+        "spec.template.spec.containers[0].env: must be a list",
+    ),
+    (
+        "TrainingJob",
+        "spec.template.spec.containers.0.resources",
+        {"requests": {"cpu": "1e5000"}},
+        "spec.template.spec.containers[0].resources.requests.cpu: '1e5000' is not a quantity",
+    ),
+    (
+        "TrainingJob",
+        "spec.template.spec.containers.0.resources",
+        {"limits": {"nvidia.com/gpu": "1e999999999"}},
+        "spec.template.spec.containers[0].resources.limits[nvidia.com/gpu]: '1e999999999' is "
+        "not a quantity",
+    ),
+    (
+        "TrainingJob",
+        "spec.template.spec.containers.0.resources",
+        {"requests": {"memory": "10E"}},
+        "resources.requests.memory: '10E' is too large for a quantity",
+    ),
+    ("TrainingJob", "metadata.name", "j" * 64, "metadata.name: must have at most 63 characters"),
+    (
+        "TrainingJob",
+        "spec.template.spec.nodeName",
+        "h01",
+        "spec.template.spec.nodeName: must not be set",
+    ),
+    (
+        "TrainingJob",
+        "spec.template.spec.containers",
+        [{"name": f"c{i}", "image": "i"} for i in range(33)],
+        "spec.template.spec.containers: must have at most 32 items",
+    ),
+    (
+        "TrainingJob",
+        "spec.template.spec.hostNetwork",
+        "yes please",
+        "spec.template.spec.hostNetwork: must be true or false",
+    ),
+    ("TrainingJob", "spec.budget", {"cost": float("inf")}, "spec.budget.cost: must be a finite"),
     # InferenceService
     (
         "InferenceService",

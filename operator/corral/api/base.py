@@ -34,6 +34,9 @@ class SpecModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         validate_default=True,
+        # NaN and infinities are not numbers any price, budget or size can use (YAML has .nan
+        # and .inf; JSON does not, so the API server never sends them).
+        allow_inf_nan=False,
         use_attribute_docstrings=True,
     )
 

@@ -20,6 +20,7 @@ from pydantic_core import core_schema, to_jsonable_python
 
 from corral.api.gpupool import GPUPoolSpec, GPUPoolStatus
 from corral.api.inferenceservice import InferenceServiceSpec, InferenceServiceStatus
+from corral.api.meta import NAME_RULE
 from corral.api.trainingjob import TrainingJobSpec, TrainingJobStatus
 
 GROUP = "corral.dev"
@@ -39,6 +40,8 @@ _KEPT = {
     "maxLength",
     "minItems",
     "maxItems",
+    "minProperties",
+    "maxProperties",
     "required",
     "default",
     "nullable",
@@ -294,6 +297,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
                         "openAPIV3Schema": {
                             "type": "object",
                             "description": info.description,
+                            "x-kubernetes-validations": [dict(NAME_RULE)],
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},

@@ -9,22 +9,24 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-_FIELD_PREFIX = re.compile(
-    r"^([A-Za-z][A-Za-z0-9_]*(?:\[[0-9]+\])?(?:\.[A-Za-z][A-Za-z0-9_]*(?:\[[0-9]+\])?)*): (.*)$",
-    re.S,
-)
+_SEGMENT = r"[A-Za-z][A-Za-z0-9_]*(?:\[[^\]\s]+\])*"
+_FIELD_PREFIX = re.compile(rf"^({_SEGMENT}(?:\.{_SEGMENT})*): (.*)$", re.S)
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 def format_loc(loc: Sequence[int | str], prefix: str = "") -> str:
-    """`('spec', 'containers', 0, 'name')` -> `spec.containers[0].name`."""
+    """`('spec', 'containers', 0, 'name')` -> `spec.containers[0].name`; a map key that is not
+    a plain name is written the way the API server writes it: `requests[nvidia.com/gpu]`."""
     out = prefix
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after[_check_pod_template(), dict[str,any]]",):
-            continue
-        else:
+        elif part == "[key]":
+            continue  # pydantic's marker of a bad map key; the message names the key
+        elif _IDENTIFIER.match(part) or not out:
             out += f".{part}" if out else str(part)
+        else:
+            out += f"[{part}]"
     return out
 
 
@@ -39,6 +41,7 @@ def _phrase(error: ErrorDetails) -> str:
         "int_from_float": "must be a whole number",
         "float_type": "must be a number",
         "float_parsing": "must be a number",
+        "finite_number": "must be a finite number (not NaN or infinite)",
         "bool_type": "must be true or false",
         "bool_parsing": "must be true or false",
         "string_type": "must be a string",
@@ -99,6 +102,12 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> list[str]:
             path = f"{path}.{sub}" if path else sub
         lines.append(f"{path}: {message}" if path else message)
     return lines
+
+
+def shorten(value: Any, limit: int = 60) -> str:
+    """A value quoted in a message: its repr (a string as it is), at most `limit` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def yaml_problem(exc: Exception) -> str:

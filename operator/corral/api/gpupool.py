@@ -27,7 +27,7 @@ class Accelerator(SpecModel):
     """A name jobs select by, e.g. H100-80GB."""
     memory_gib: Annotated[float, Field(gt=0, le=4096)]
     """Memory per device in GiB."""
-    peak_tflops: Annotated[float, Field(ge=0)] | None = None
+    peak_tflops: Annotated[float, Field(ge=0, le=1e6)] | None = None
     """Peak dense TFLOPS per device (for utilisation figures)."""
     watts: Annotated[float, Field(ge=0, le=100000)] | None = None
     """Board power per device in watts (for energy figures)."""
@@ -63,13 +63,17 @@ class Topology(SpecModel):
         return self
 
 
+MAX_PRICE = 1e6
+"""Per device-hour, in any currency: far above any real price, far below where sums overflow."""
+
+
 class Pricing(SpecModel):
     """Price per device-hour by capacity type."""
 
-    on_demand_per_device_hour: Annotated[float, Field(ge=0)] = 0.0
-    spot_per_device_hour: Annotated[float, Field(ge=0)] | None = None
+    on_demand_per_device_hour: Annotated[float, Field(ge=0, le=MAX_PRICE)] = 0.0
+    spot_per_device_hour: Annotated[float, Field(ge=0, le=MAX_PRICE)] | None = None
     """Defaults to the on-demand price when unset."""
-    reserved_per_device_hour: Annotated[float, Field(ge=0)] | None = None
+    reserved_per_device_hour: Annotated[float, Field(ge=0, le=MAX_PRICE)] | None = None
     """Defaults to the on-demand price when unset."""
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     """ISO 4217 code."""

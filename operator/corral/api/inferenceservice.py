@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from corral.api.base import SpecModel, StatusModel
-from corral.api.meta import Condition, ObjectMeta, PodTemplateSpec, Time
+from corral.api.meta import Condition, ObjectMeta, Time
 from corral.api.selection import WorkloadSelection
+from corral.api.template import PodTemplateSpec
 
 METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 ObjectiveType = Literal["Latency", "TimeToFirstToken", "InterTokenLatency"]
@@ -69,7 +70,7 @@ class MetricsSource(SpecModel):
 class ScalingBehavior(SpecModel):
     scale_up_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
     scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
-    max_scale_up_rate: Annotated[float, Field(ge=1)] = 2.0
+    max_scale_up_rate: Annotated[float, Field(ge=1, le=1000)] = 2.0
     """At most this factor more replicas per decision."""
     max_scale_down_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
     """At most this share of replicas removed per decision."""

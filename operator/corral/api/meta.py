@@ -1,4 +1,4 @@
-"""Shared Kubernetes types: ObjectMeta, LabelSelector, Condition, Toleration, PodTemplateSpec."""
+"""Shared Kubernetes types: ObjectMeta, LabelSelector, Condition, Toleration."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ _QUALIFIED_NAME = re.compile(
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
-def _check_label_key(key: str) -> str:
+def check_label_key(key: str) -> str:
     name = key.rsplit("/", 1)[-1]
     if not _QUALIFIED_NAME.match(key) or len(name) > 63 or len(key) > 253 + 1 + 63:
         raise ValueError(
@@ -49,7 +49,7 @@ def _check_label_key(key: str) -> str:
     return key
 
 
-def _check_label_value(value: str) -> str:
+def check_label_value(value: str) -> str:
     if len(value) > 63 or not _LABEL_VALUE.match(value):
         raise ValueError(
             f"{value!r} is not a valid label value (at most 63 alphanumerics, '-', '_' or '.', "
@@ -60,14 +60,34 @@ def _check_label_value(value: str) -> str:
 
 LabelKey = Annotated[
     str,
-    AfterValidator(_check_label_key),
+    AfterValidator(check_label_key),
     Field(min_length=1, max_length=317),
 ]
-LabelValue = Annotated[str, AfterValidator(_check_label_value), Field(max_length=63)]
+LabelValue = Annotated[str, AfterValidator(check_label_value), Field(max_length=63)]
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+
+MAX_NAME_LENGTH = 63
+"""Longest name of a GPUPool, TrainingJob or InferenceService.
+
+Every name Corral derives from it must fit: the `corral.dev/job` and `corral.dev/pool` label
+values (at most 63 characters), the rendezvous Service (a DNS-1035 label, at most 63; a name that
+is not one is hashed to one), the worker hostnames `worker-<i>` under it, and the worker pods
+`<job>-w<index>-r<attempt>` (DNS subdomains: 63 + 9 characters for index and attempt up to 99999
+leaves 181 digits of attempt below 253). The label value is the binding limit: 63, as for a Job.
+"""
+WorkloadName = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_SUBDOMAIN)
+]
+NAME_RULE: dict[str, str] = {
+    "rule": f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
+    "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters: it becomes a label "
+    "value of every pod Corral creates",
+    # No fieldPath: the API server accepts none into metadata (it is not in the schema).
+}
+"""The same limit for the API server (a CEL rule at the root of each CRD)."""
 
 
 class LabelSelectorRequirement(SpecModel):
@@ -75,7 +95,7 @@ class LabelSelectorRequirement(SpecModel):
 
     key: LabelKey
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[LabelValue] = Field(default_factory=list)
+    values: Annotated[list[LabelValue], Field(max_length=256)] = Field(default_factory=list)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -101,8 +121,12 @@ class LabelSelectorRequirement(SpecModel):
 class LabelSelector(SpecModel):
     """A Kubernetes LabelSelector: every matchLabels pair AND every expression must hold."""
 
-    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    match_labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=64)] = Field(
+        default_factory=dict
+    )
+    match_expressions: Annotated[list[LabelSelectorRequirement], Field(max_length=32)] = Field(
+        default_factory=list
+    )
 
     def matches(self, labels: dict[str, str]) -> bool:
         for key, value in self.match_labels.items():
@@ -140,11 +164,12 @@ class Condition(StatusModel):
 class Toleration(SpecModel):
     """A pod toleration (corev1.Toleration)."""
 
-    key: str | None = None
+    key: Annotated[str, Field(max_length=317)] | None = None
     operator: Literal["Exists", "Equal"] = "Equal"
-    value: str | None = None
+    value: Annotated[str, Field(max_length=63)] | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    # Bounds a JSON double holds exactly: the API server reads schema numbers as float64.
+    toleration_seconds: Annotated[int, Field(ge=-(10**12), le=10**12)] | None = None
 
     def tolerates(self, taint: dict[str, Any]) -> bool:
         """Whether this toleration tolerates a taint (same rules as the scheduler)."""
@@ -164,62 +189,11 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(alias_generator=None, populate_by_name=True, extra="allow")
 
-    name: ObjectName | None = None
-    namespace: str | None = None
+    name: WorkloadName | None = None
+    namespace: Annotated[str, Field(max_length=63)] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     uid: str | None = None
-    generation: int | None = None
+    generation: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
     resourceVersion: str | None = None
     creationTimestamp: Time | None = None
-
-
-PRESERVE_UNKNOWN: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-
-
-def _check_pod_template(value: Any) -> dict[str, Any]:
-    """A PodTemplateSpec is carried as-is (the API server validates the pod when it is created);
-    here only the shape Corral relies on is checked, so a missing container is caught at apply
-    time rather than as a failed pod later."""
-    if not isinstance(value, dict):
-        raise ValueError("must be a PodTemplateSpec object with metadata and spec")
-    spec = value.get("spec")
-    if not isinstance(spec, dict):
-        raise ValueError("spec: required (a PodSpec with at least one container)")
-    containers = spec.get("containers")
-    if not isinstance(containers, list) or not containers:
-        raise ValueError("spec.containers: must list at least one container")
-    for index, container in enumerate(containers):
-        if not isinstance(container, dict):
-            raise ValueError(f"spec.containers[{index}]: must be an object")
-        if not isinstance(container.get("name"), str) or not container["name"]:
-            raise ValueError(f"spec.containers[{index}].name: required")
-        if not isinstance(container.get("image"), str) or not container["image"]:
-            raise ValueError(f"spec.containers[{index}].image: required")
-    return value
-
-
-PodTemplateSpec = Annotated[
-    dict[str, Any],
-    AfterValidator(_check_pod_template),
-    WithJsonSchema(
-        {
-            **PRESERVE_UNKNOWN,
-            "description": "A PodTemplateSpec (metadata and spec) for each worker or replica. "
-            "The API server validates it as a pod when the pod is created.",
-            # CEL can only name declared fields: without these the rule below does not compile.
-            "properties": {
-                "spec": {
-                    **PRESERVE_UNKNOWN,
-                    "properties": {"containers": {"type": "array", "items": PRESERVE_UNKNOWN}},
-                }
-            },
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.spec) && has(self.spec.containers) && size(self.spec.containers) > 0",
-                    "message": "template.spec.containers must list at least one container",
-                }
-            ],
-        }
-    ),
-]

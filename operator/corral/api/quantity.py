@@ -4,10 +4,17 @@ Values are held as `fractions.Fraction` so that `0.1 + 0.2` style float drift ne
 look one byte short of a request. The grammar follows k8s.io/apimachinery/pkg/api/resource:
 a signed decimal number, then a binary suffix (Ki..Ei), a decimal suffix (n, u, m, "", k, M, G, T,
 P, E) or a decimal exponent (e3, E-2).
+
+Parsing cost is bounded whatever the input: the text is at most `MAX_QUANTITY_LENGTH` characters
+and the exponent at most two digits, both checked before any arithmetic, so `1e999999999` is
+refused in microseconds instead of computing 10^999999999. Values beyond Kubernetes' own ceiling
+(2^63 - 1, which the API server caps quantities to) are refused rather than carried as giant
+integers that no message or metric could print.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from functools import lru_cache
@@ -30,38 +37,73 @@ _DECIMAL = {
 }
 _QUANTITY = re.compile(
     r"^(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))"
-    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exponent>[eE][+-]?[0-9]+)|(?P<decimal>[numkMGTPE]?))$"
+    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exponent>[eE][+-]?[0-9]{1,2})|(?P<decimal>[numkMGTPE]?))$"
 )
+MAX_QUANTITY_LENGTH = 64
+"""Longest quantity text accepted (the CRDs say the same with maxLength)."""
+MAX_QUANTITY = 2**63 - 1
+"""The largest magnitude Kubernetes represents (apimachinery caps quantities there)."""
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?[0-9]{1,2}))?$"
+)
+"""The same grammar for the API server (an OpenAPI `pattern`), exponent bounded alike."""
 
 
 class QuantityError(ValueError):
     """A string that is not a Kubernetes quantity."""
 
 
-@lru_cache(maxsize=4096)
-def parse_quantity(text: str | int | float) -> Fraction:
-    """Return the exact value of a Kubernetes quantity.
+def parse_quantity(text: object) -> Fraction:
+    """Return the exact value of a Kubernetes quantity; QuantityError for anything else.
 
     >>> parse_quantity("80Gi") == 80 * 2**30
     True
     >>> parse_quantity("500m")
     Fraction(1, 2)
     """
-    if isinstance(text, bool):
-        raise QuantityError(f"{text!r} is not a quantity")
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise QuantityError(f"a {type(text).__name__} is not a quantity (expected e.g. 8, 500m)")
     if isinstance(text, int):
-        return Fraction(text)
+        return _bounded(Fraction(text), "the number")
     if isinstance(text, float):
-        return Fraction(str(text))
+        if not math.isfinite(text):
+            raise QuantityError(f"{text!r} is not a quantity (it must be a finite number)")
+        return _bounded(Fraction(str(text)), "the number")
+    if len(text) > MAX_QUANTITY_LENGTH:
+        raise QuantityError(
+            f"{_clip(text)} is not a quantity (longer than {MAX_QUANTITY_LENGTH} characters)"
+        )
+    return _parse_text(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Fraction:
     match = _QUANTITY.match(text.strip())
     if match is None:
-        raise QuantityError(f"{text!r} is not a quantity (expected e.g. 8, 500m, 80Gi, 1.5e3)")
+        raise QuantityError(
+            f"{_clip(text)} is not a quantity (expected e.g. 8, 500m, 80Gi, 1.5e3; "
+            "an exponent has at most two digits)"
+        )
     number = Fraction(match["number"])
     if match["binary"]:
-        return number * _BINARY[match["binary"]]
-    if match["exponent"]:
-        return number * Fraction(10) ** int(match["exponent"][1:])
-    return number * _DECIMAL[match["decimal"] or ""]
+        value = number * _BINARY[match["binary"]]
+    elif match["exponent"]:
+        value = number * Fraction(10) ** int(match["exponent"][1:])
+    else:
+        value = number * _DECIMAL[match["decimal"] or ""]
+    return _bounded(value, repr(text))
+
+
+def _bounded(value: Fraction, what: str) -> Fraction:
+    if abs(value) > MAX_QUANTITY:
+        raise QuantityError(
+            f"{what} is too large for a quantity (at most 2^63-1 = {MAX_QUANTITY} in magnitude)"
+        )
+    return value
+
+
+def _clip(text: str) -> str:
+    return repr(text if len(text) <= 24 else text[:20] + "...")
 
 
 def format_quantity(number: Fraction | int) -> str:
@@ -91,16 +133,19 @@ def _validate(value: Any) -> Fraction:
         raise ValueError(str(exc)) from None
 
 
+QUANTITY_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
+    "x-kubernetes-int-or-string": True,
+    "pattern": QUANTITY_PATTERN,
+    "maxLength": MAX_QUANTITY_LENGTH,
+}
+"""The OpenAPI schema of a quantity (int-or-string, bounded like `parse_quantity`)."""
+
+
 Quantity = Annotated[
     Fraction,
     BeforeValidator(_validate),
     PlainSerializer(format_quantity, return_type=str),
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "x-kubernetes-int-or-string": True,
-            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
-        }
-    ),
+    WithJsonSchema(QUANTITY_SCHEMA),
 ]
 """A pydantic field type for a Kubernetes quantity; serialised in canonical form."""

@@ -20,7 +20,7 @@ class AcceleratorRequirement(SpecModel):
         list[Annotated[str, Field(min_length=1, max_length=63)]], Field(max_length=32)
     ] = Field(default_factory=list)
     """Accepted GPUPool `spec.accelerator.type` values, e.g. [H100-80GB, H200]."""
-    min_memory_gib: Annotated[float, Field(ge=0)] | None = None
+    min_memory_gib: Annotated[float, Field(ge=0, le=4096)] | None = None
     """Least device memory in GiB."""
 
 

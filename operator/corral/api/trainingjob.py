@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from corral.api.base import SpecModel, StatusModel
-from corral.api.meta import Condition, ObjectMeta, PodTemplateSpec, Time
+from corral.api.meta import Condition, ObjectMeta, Time
 from corral.api.selection import WorkloadSelection
+from corral.api.template import PodTemplateSpec, pod_spec
 
 # Narrowness rank of the topology labels Corral knows, so that the CRD can refuse a `preferred`
 # level broader than `required` before any pool is consulted. Families (Corral, GKE, AWS) share
@@ -135,9 +136,9 @@ class Checkpoint(SpecModel):
 
 
 class Budget(SpecModel):
-    device_hours: Annotated[float, Field(gt=0)] | None = None
+    device_hours: Annotated[float, Field(gt=0, le=1e9)] | None = None
     """Admission refuses a job that would exceed this many device-hours."""
-    cost: Annotated[float, Field(gt=0)] | None = None
+    cost: Annotated[float, Field(gt=0, le=1e12)] | None = None
     """Ceiling on cost in the pool's currency."""
 
 
@@ -205,9 +206,9 @@ class TrainingJobSpec(WorkloadSelection):
     """Default: the solver's order between pools (topology first). CostPerWork: among the pools
     where the gang fits now, the lowest price per unit of work (price per device-hour divided by
     `throughput` of the pool's accelerator type, or by its peakTFLOPS)."""
-    throughput: Annotated[dict[_WORK_TYPE, Annotated[float, Field(gt=0)]], Field(max_length=32)] = (
-        Field(default_factory=dict)
-    )
+    throughput: Annotated[
+        dict[_WORK_TYPE, Annotated[float, Field(gt=0, le=1e15)]], Field(max_length=32)
+    ] = Field(default_factory=dict)
     """Work per device-hour by accelerator type, in any unit the same for all types (samples/s,
     tokens/s...): what CostPerWork divides prices by. Unset: each pool's peakTFLOPS."""
     carbon_deferral: CarbonDeferral | None = None
@@ -226,10 +227,11 @@ class TrainingJobSpec(WorkloadSelection):
 
     @model_validator(mode="after")
     def _no_reserved_env(self) -> TrainingJobSpec:
-        containers: list[dict[str, Any]] = self.template.get("spec", {}).get("containers", [])
+        # The template is validated by now: containers and env are lists of objects.
+        containers: list[dict[str, Any]] = pod_spec(self.template)["containers"]
         for index, container in enumerate(containers):
             for env in container.get("env") or []:
-                if isinstance(env, dict) and env.get("name") in RESERVED_ENV:
+                if env["name"] in RESERVED_ENV:
                     raise ValueError(
                         f"template.spec.containers[{index}].env: {env['name']} is set by Corral "
                         "for the launcher; remove it from the template"

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
-from corral.api.errors import InvalidObject
+from corral.api.errors import InvalidObject, shorten
 from corral.api.gpupool import GPUPool
 from corral.api.objects import parse_object
 from corral.api.trainingjob import TrainingJob
 from corral.commands.common import UsageError, read_documents
-from corral.fleet import FleetSnapshot, NodeRecord, default_pool
+from corral.fleet import DEFAULT_POOL, FleetSnapshot, NodeRecord, PodRecord, default_pool
+from corral.fleet.fields import InvalidFleetObject
 from corral.placement import NoFit, Placement, PlacementRequest, place
 
 EXIT_PLACED = 0
@@ -55,19 +57,47 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def _objects(path: str, kind: str) -> list[dict[str, Any]]:
+def _objects(
+    path: str, kind: str, check: Callable[[dict[str, Any]], object]
+) -> list[dict[str, Any]]:
+    """The objects of a file, each checked by `check` (which raises InvalidFleetObject naming
+    the field); one object of another kind, a nameless one or a name given twice is refused."""
     objects = []
+    seen: dict[str, int] = {}
     for number, document in enumerate(read_documents(path), start=1):
+        where = f"{path}: document {number}"
         if not isinstance(document, dict):
-            raise UsageError(f"{path}: document {number} is not a {kind} object (a mapping)")
+            raise UsageError(f"{where} is not a {kind} object (a mapping)")
         found = document.get("kind", kind)
         if found != kind:
-            raise UsageError(f"{path}: document {number} is a {found}, expected {kind}")
-        metadata = document.get("metadata")
-        if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
+            raise UsageError(f"{where} is a {shorten(found)}, expected {kind}")
+        if not isinstance(document.get("metadata"), dict):
+            raise UsageError(f"{where}: metadata: must be an object (with a name)")
+        name = _name(document)
+        if name is None:
             raise UsageError(f"{path}: {kind} (document {number}): metadata.name: required")
+        if kind == "Pod":
+            namespace = document["metadata"].get("namespace")
+            key = f"{namespace if isinstance(namespace, str) else 'default'}/{name}"
+        else:
+            key = name
+        if key in seen:
+            raise UsageError(
+                f"{path}: {kind} {key} is given twice (documents {seen[key]} and {number})"
+            )
+        seen[key] = number
+        try:
+            check(document)
+        except InvalidFleetObject as exc:
+            raise UsageError(f"{path}: {kind} {key}: {exc}") from None
         objects.append(document)
     return objects
+
+
+def _name(document: dict[str, Any]) -> str | None:
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _job(path: str) -> TrainingJob:
@@ -86,17 +116,24 @@ def _job(path: str) -> TrainingJob:
 
 
 def _pools(path: str) -> list[GPUPool]:
-    pools = []
+    pools: list[GPUPool] = []
+    seen: dict[str, int] = {}
     for number, document in enumerate(read_documents(path), start=1):
+        name = _name(document) if isinstance(document, dict) else None
+        which = f"GPUPool {name}" if name else f"document {number}"
         try:
             pool = parse_object(document, expect="GPUPool")
         except InvalidObject as exc:
-            name = document.get("metadata", {}).get("name") if isinstance(document, dict) else None
-            which = f"GPUPool {name}" if isinstance(name, str) else f"document {number}"
             raise UsageError(f"{path}: {which}: {exc}") from None
         assert isinstance(pool, GPUPool)
         if not pool.metadata.name:
             raise UsageError(f"{path}: document {number}: metadata.name: required")
+        if pool.metadata.name in seen:
+            raise UsageError(
+                f"{path}: GPUPool {pool.metadata.name} is given twice "
+                f"(documents {seen[pool.metadata.name]} and {number})"
+            )
+        seen[pool.metadata.name] = number
         pools.append(pool)
     return pools
 
@@ -110,7 +147,10 @@ def build_snapshot(
         pool, members = default_pool(records)
         names = {record.name for record in members}
         return FleetSnapshot.build(
-            [node for node in nodes if node["metadata"]["name"] in names], pods, [pool]
+            [node for node in nodes if node["metadata"]["name"] in names],
+            pods,
+            [pool],
+            implicit=[DEFAULT_POOL],
         )
     return FleetSnapshot.build(nodes, pods, pools)
 
@@ -121,10 +161,7 @@ def plan(
     pools: list[GPUPool] | None = None,
     pods: list[dict[str, Any]] | None = None,
 ) -> Placement | NoFit:
-    try:
-        request = PlacementRequest.from_training_job(job)
-    except InvalidObject as exc:
-        raise UsageError(str(exc)) from None
+    request = PlacementRequest.from_training_job(job)
     return place(build_snapshot(nodes, pods or [], pools), request)
 
 
@@ -166,10 +203,10 @@ def _assume_ready(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    nodes = _assume_ready(_objects(args.nodes, "Node"))
+    nodes = _assume_ready(_objects(args.nodes, "Node", NodeRecord.from_dict))
     job = _job(args.job)
     pools = _pools(args.pools) if args.pools else None
-    pods = _objects(args.pods, "Pod") if args.pods else []
+    pods = _objects(args.pods, "Pod", PodRecord.from_dict) if args.pods else []
     if pools is not None and not pools:
         raise UsageError(f"{args.pools}: no GPUPool in the file")
     result = plan(nodes, job, pools, pods)

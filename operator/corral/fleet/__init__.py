@@ -5,14 +5,13 @@ from corral.fleet.capacity import capacity_type_from_labels
 from corral.fleet.default_pool import DEFAULT_POOL, default_pool
 from corral.fleet.demand import WorkerDemand
 from corral.fleet.objects import NODE_ANNOTATION, NodeRecord, PodRecord
-from corral.fleet.pool import IMPLICIT_ANNOTATION, CapacityIndex, PoolView
+from corral.fleet.pool import CapacityIndex, PoolView
 from corral.fleet.snapshot import FleetSnapshot
 from corral.fleet.status import pool_status, view_status
 from corral.fleet.topology import Domain, Topology
 
 __all__ = [
     "DEFAULT_POOL",
-    "IMPLICIT_ANNOTATION",
     "NODE_ANNOTATION",
     "CapacityIndex",
     "Domain",

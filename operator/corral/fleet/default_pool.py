@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from corral.api.gpupool import HOSTNAME_LEVEL, GPUPool
 from corral.api.trainingjob import TOPOLOGY_RANK
 from corral.fleet.objects import NodeRecord
-from corral.fleet.pool import IMPLICIT_ANNOTATION
 
 DEFAULT_POOL = "default"
 DEVICE_RESOURCES = (
@@ -56,8 +55,9 @@ def default_levels(nodes: Sequence[NodeRecord]) -> list[str]:
 def default_pool(nodes: Sequence[NodeRecord]) -> tuple[GPUPool, list[NodeRecord]]:
     """One pool named `default` over every node with devices, and those nodes.
 
-    The pool is marked implicit: it declares no accelerator or location, so a job's accelerator
-    and residency requirements are not checked against it (the explanation says so).
+    The caller enters it as implicit (`FleetSnapshot.build(..., implicit=[DEFAULT_POOL])`): it
+    declares no accelerator or location, so a job's accelerator and residency requirements are
+    not checked against it (the explanation says so).
     """
     resource = device_resource(nodes)
     members = [node for node in nodes if node.allocatable.get(resource, 0) > 0]
@@ -65,7 +65,7 @@ def default_pool(nodes: Sequence[NodeRecord]) -> tuple[GPUPool, list[NodeRecord]
     product = products.pop() if len(products) == 1 else None
     pool = GPUPool.model_validate(
         {
-            "metadata": {"name": DEFAULT_POOL, "annotations": {IMPLICIT_ANNOTATION: "true"}},
+            "metadata": {"name": DEFAULT_POOL},
             "spec": {
                 "nodeSelector": {},
                 "resourceName": resource,

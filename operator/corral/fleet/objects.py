@@ -6,24 +6,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.fleet.fields import (
+    InvalidFleetObject,
+    boolean,
+    labels,
+    mapping,
+    object_parts,
+    sequence,
+    string,
+    string_map,
+)
 from corral.fleet.resources import Amounts, offered, pod_requests
 
 NODE_ANNOTATION = "corral.dev/node"
 """On Corral's gated worker pods: the node the solver assigned (counted before the pod binds)."""
 
 HARD_TAINT_EFFECTS = ("NoSchedule", "NoExecute")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TERMINATED_PHASES = ("Succeeded", "Failed")
 
 PodKey = tuple[str, str]
 """(namespace, name)."""
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _labels(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in _mapping(value).items() if v is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,29 +44,34 @@ class NodeRecord:
 
     @classmethod
     def from_dict(cls, node: Mapping[str, Any]) -> NodeRecord:
-        metadata = _mapping(node.get("metadata"))
-        spec = _mapping(node.get("spec"))
-        status = _mapping(node.get("status"))
-        name = metadata.get("name")
-        if not isinstance(name, str) or not name:
-            raise ValueError("a Node needs metadata.name")
-        ready = any(
-            isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions") or ()
-        )
-        taints = tuple(
-            dict(t)
-            for t in spec.get("taints") or ()
-            if isinstance(t, Mapping) and t.get("effect") in HARD_TAINT_EFFECTS
-        )
-        allocatable = offered(status.get("allocatable"))
-        capacity = offered(status.get("capacity")) or dict(allocatable)
+        """Raises InvalidFleetObject naming the first field of the wrong type."""
+        metadata, spec, status, name = object_parts(node, "Node")
+        ready = False
+        for index, condition in enumerate(sequence(status.get("conditions"), "status.conditions")):
+            field = f"status.conditions[{index}]"
+            condition = mapping(condition, field)
+            kind = string(condition.get("type"), f"{field}.type", required=True)
+            state = string(condition.get("status"), f"{field}.status", required=True)
+            ready = ready or (kind == "Ready" and state == "True")
+        taints = []
+        for index, taint in enumerate(sequence(spec.get("taints"), "spec.taints")):
+            field = f"spec.taints[{index}]"
+            taint = mapping(taint, field)
+            string(taint.get("key"), f"{field}.key", required=True)
+            string(taint.get("value"), f"{field}.value")
+            effect = string(taint.get("effect"), f"{field}.effect", required=True)
+            if effect not in TAINT_EFFECTS:
+                raise InvalidFleetObject(f"{field}.effect", f"must be one of {TAINT_EFFECTS}")
+            if effect in HARD_TAINT_EFFECTS:
+                taints.append(dict(taint))
+        allocatable = offered(status.get("allocatable"), "status.allocatable")
+        capacity = offered(status.get("capacity"), "status.capacity") or dict(allocatable)
         return cls(
             name=name,
-            labels=_labels(metadata.get("labels")),
+            labels=labels(metadata.get("labels"), "metadata.labels"),
             ready=ready,
-            unschedulable=bool(spec.get("unschedulable")),
-            taints=taints,
+            unschedulable=boolean(spec.get("unschedulable"), "spec.unschedulable"),
+            taints=tuple(taints),
             allocatable=allocatable,
             capacity=capacity,
         )
@@ -96,19 +104,17 @@ class PodRecord:
 
     @classmethod
     def from_dict(cls, pod: Mapping[str, Any]) -> PodRecord:
-        metadata = _mapping(pod.get("metadata"))
-        spec = _mapping(pod.get("spec"))
-        status = _mapping(pod.get("status"))
-        name = metadata.get("name")
-        if not isinstance(name, str) or not name:
-            raise ValueError("a Pod needs metadata.name")
-        namespace = metadata.get("namespace") or "default"
-        node = spec.get("nodeName") or _mapping(metadata.get("annotations")).get(NODE_ANNOTATION)
+        """Raises InvalidFleetObject naming the first field of the wrong type."""
+        metadata, spec, status, name = object_parts(pod, "Pod")
+        namespace = string(metadata.get("namespace"), "metadata.namespace") or "default"
+        annotations = string_map(metadata.get("annotations"), "metadata.annotations")
+        node = string(spec.get("nodeName"), "spec.nodeName") or annotations.get(NODE_ANNOTATION)
+        phase = string(status.get("phase"), "status.phase")
         return cls(
-            key=(str(namespace), name),
-            node=str(node) if node else None,
+            key=(namespace, name),
+            node=node or None,
             requests=pod_requests(spec),
-            active=status.get("phase") not in TERMINATED_PHASES,
+            active=phase not in TERMINATED_PHASES,
         )
 
     @property

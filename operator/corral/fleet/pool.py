@@ -14,10 +14,6 @@ from corral.fleet.objects import NodeRecord
 from corral.fleet.resources import Amounts
 from corral.fleet.topology import Domain, Topology
 
-IMPLICIT_ANNOTATION = "corral.dev/implicit-pool"
-"""Set on a pool `corral plan` makes up when no pools are given: its accelerator and location are
-unknown, so requirements on them are not checked against it."""
-
 MAX_INDEXES = 8
 """Capacity indexes kept per pool (one per distinct worker demand, least recently used dropped)."""
 
@@ -30,12 +26,15 @@ _NO_USAGE: Amounts = {}
 class PoolView:
     """A pool and the nodes it holds; kept current by `FleetSnapshot`."""
 
-    def __init__(self, pool: GPUPool, usage: Mapping[str, Amounts]):
+    def __init__(self, pool: GPUPool, usage: Mapping[str, Amounts], implicit: bool = False):
         self.pool = pool
         self.name: str = pool.metadata.name or ""
         self.spec = pool.spec
         self.resource_name = pool.spec.resource_name
-        self.implicit = pool.metadata.annotations.get(IMPLICIT_ANNOTATION) == "true"
+        self.implicit = implicit
+        """The pool `corral plan` makes up when given none: its accelerator and location are
+        unknown, so requirements on them are not checked against it. Only the caller that made
+        the pool can say so — never anything on the object (a user could write it)."""
         self.topology = Topology(pool.spec.topology.levels)
         self.nodes: dict[str, NodeRecord] = {}
         self.capacity_types: dict[str, CapacityType] = {}

@@ -8,11 +8,12 @@ rounded up. cpu is counted in millicores, memory in bytes, everything else in wh
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
 from corral.api.quantity import QuantityError, parse_quantity
+from corral.fleet.fields import InvalidFleetObject, mapping, sequence
 
 CPU = "cpu"
 MEMORY = "memory"
@@ -26,40 +27,36 @@ def _scaled(name: str, value: Fraction) -> Fraction:
     return value * 1000 if name == CPU else value
 
 
-def _amounts(quantities: Any, rounding: Any) -> Amounts:
+def _amounts(quantities: Any, rounding: Any, field: str) -> Amounts:
     out: Amounts = {}
-    if not isinstance(quantities, Mapping):
-        return out
-    for name, text in quantities.items():
+    for name, text in mapping(quantities, field).items():
         try:
             value = parse_quantity(text)
-        except (QuantityError, TypeError):
-            continue
+        except QuantityError as exc:
+            raise InvalidFleetObject(f"{field}[{name}]", str(exc)) from None
         out[str(name)] = max(0, int(rounding(_scaled(str(name), value))))
     return out
 
 
-def offered(quantities: Any) -> Amounts:
+def offered(quantities: Any, field: str = "status.allocatable") -> Amounts:
     """A node's `status.allocatable` (or `capacity`), rounded down."""
-    return _amounts(quantities, math.floor)
+    return _amounts(quantities, math.floor, field)
 
 
-def requested(quantities: Any) -> Amounts:
+def requested(quantities: Any, field: str = "resources.requests") -> Amounts:
     """A container's requests, rounded up."""
-    return _amounts(quantities, math.ceil)
+    return _amounts(quantities, math.ceil, field)
 
 
-def _container_requests(container: Any) -> Amounts:
-    if not isinstance(container, Mapping):
-        return {}
-    resources = container.get("resources") or {}
-    if not isinstance(resources, Mapping):
-        return {}
+def _container_requests(container: Any, field: str) -> tuple[Amounts, bool]:
+    """The container's requests, and whether it is a sidecar (an init container that stays)."""
+    container = mapping(container, field)
+    resources = mapping(container.get("resources"), f"{field}.resources")
     # The API server defaults requests to limits where only limits are set; a hand-written pod
     # (as `corral plan --pods` may read) gets the same treatment here.
-    amounts = requested(resources.get("limits"))
-    amounts.update(requested(resources.get("requests")))
-    return amounts
+    amounts = requested(resources.get("limits"), f"{field}.resources.limits")
+    amounts.update(requested(resources.get("requests"), f"{field}.resources.requests"))
+    return amounts, container.get("restartPolicy") == "Always"
 
 
 def add_into(total: Amounts, more: Mapping[str, int], sign: int = 1) -> None:
@@ -75,23 +72,23 @@ def _maximum(left: Amounts, right: Mapping[str, int]) -> Amounts:
     return out
 
 
-def pod_requests(spec: Any) -> Amounts:
+def pod_requests(spec: Any, field: str = "spec") -> Amounts:
     """What a pod takes from its node, as kube-scheduler counts it.
 
     The sum of the app containers and the restartable (sidecar) init containers, or the largest
     single init container plus the sidecars started before it if that is more, plus the pod
     `overhead`; and one `pods` slot.
     """
-    if not isinstance(spec, Mapping):
-        return {PODS: 1}
+    spec = mapping(spec, field)
     total: Amounts = {}
-    for container in _as_list(spec.get("containers")):
-        add_into(total, _container_requests(container))
+    for index, container in enumerate(sequence(spec.get("containers"), f"{field}.containers")):
+        add_into(total, _container_requests(container, f"{field}.containers[{index}]")[0])
     sidecars: Amounts = {}
     init_peak: Amounts = {}
-    for container in _as_list(spec.get("initContainers")):
-        amounts = _container_requests(container)
-        if isinstance(container, Mapping) and container.get("restartPolicy") == "Always":
+    inits = sequence(spec.get("initContainers"), f"{field}.initContainers")
+    for index, container in enumerate(inits):
+        amounts, sidecar = _container_requests(container, f"{field}.initContainers[{index}]")
+        if sidecar:
             add_into(sidecars, amounts)
             continue
         during = dict(sidecars)
@@ -99,10 +96,6 @@ def pod_requests(spec: Any) -> Amounts:
         init_peak = _maximum(init_peak, during)
     add_into(total, sidecars)
     total = _maximum(total, init_peak)
-    add_into(total, requested(spec.get("overhead")))
+    add_into(total, requested(spec.get("overhead"), f"{field}.overhead"))
     total[PODS] = 1
     return {name: amount for name, amount in total.items() if amount}
-
-
-def _as_list(value: Any) -> Iterable[Any]:
-    return value if isinstance(value, list) else ()

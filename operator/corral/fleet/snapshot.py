@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from corral.api.gpupool import GPUPool
 from corral.api.selection import CapacityType
+from corral.fleet.fields import InvalidFleetObject
 from corral.fleet.objects import NodeRecord, PodKey, PodRecord
 from corral.fleet.pool import PoolView
 from corral.fleet.resources import Amounts, add_into
@@ -23,6 +24,10 @@ class FleetSnapshot:
 
     Updates are incremental: one pod or node change touches that node and its ancestors in each
     capacity index, not the fleet. The placement solver only reads.
+
+    A Node or Pod that cannot be read (a field of the wrong type) harms only itself: it is left
+    out (a node is unusable, its earlier record dropped) and `invalid` says why, keyed by
+    `Node <name>` / `Pod <namespace>/<name>`; the rest of the fleet is unaffected.
     """
 
     def __init__(self) -> None:
@@ -34,6 +39,8 @@ class FleetSnapshot:
         self.pools: dict[str, PoolView] = {}
         self._selected_by: dict[str, tuple[str, ...]] = {}
         """Node name -> the pools whose nodeSelector matches it, sorted."""
+        self.invalid: dict[str, str] = {}
+        """Objects left out because a field could not be read -> the problem."""
 
     @classmethod
     def build(
@@ -41,10 +48,12 @@ class FleetSnapshot:
         nodes: Iterable[Mapping[str, Any]],
         pods: Iterable[Mapping[str, Any]],
         pools: Iterable[GPUPool],
+        implicit: Collection[str] = (),
     ) -> FleetSnapshot:
+        """`implicit` names pools the caller made up (see `PoolView.implicit`)."""
         snapshot = cls()
         for pool in pools:
-            snapshot.upsert_pool(pool)
+            snapshot.upsert_pool(pool, implicit=pool.metadata.name in implicit)
         for pod in pods:
             snapshot.upsert_pod(pod)
         for node in nodes:
@@ -83,7 +92,15 @@ class FleetSnapshot:
     # -- nodes ------------------------------------------------------------------------------
 
     def upsert_node(self, node: Mapping[str, Any]) -> None:
-        record = NodeRecord.from_dict(node)
+        try:
+            record = NodeRecord.from_dict(node)
+        except InvalidFleetObject as exc:
+            name = _name(node)
+            if name is not None:
+                self.remove_node(name)
+            self.invalid[f"Node {name}"] = str(exc)
+            return
+        self.invalid.pop(f"Node {record.name}", None)
         old = self.nodes.get(record.name)
         self.nodes[record.name] = record
         if old is not None and old.labels == record.labels:
@@ -94,6 +111,7 @@ class FleetSnapshot:
         self._place(record.name)
 
     def remove_node(self, name: str) -> None:
+        self.invalid.pop(f"Node {name}", None)
         if self.nodes.pop(name, None) is None:
             return
         self._unplace(name)
@@ -132,7 +150,16 @@ class FleetSnapshot:
     # -- pods -------------------------------------------------------------------------------
 
     def upsert_pod(self, pod: Mapping[str, Any]) -> None:
-        record = PodRecord.from_dict(pod)
+        try:
+            record = PodRecord.from_dict(pod)
+        except InvalidFleetObject as exc:
+            name = _name(pod)
+            namespace = _name(pod, "namespace") or "default"
+            if name is not None:
+                self.remove_pod(namespace, name)
+            self.invalid[f"Pod {namespace}/{name}"] = str(exc)
+            return
+        self.invalid.pop(f"Pod {record.key[0]}/{record.key[1]}", None)
         self._set_pod(record.key, record)
 
     def upsert_record(self, record: PodRecord) -> None:
@@ -145,6 +172,7 @@ class FleetSnapshot:
         return f"node {name} no longer exists" if record is None else record.problem
 
     def remove_pod(self, namespace: str, name: str) -> None:
+        self.invalid.pop(f"Pod {namespace}/{name}", None)
         self._set_pod((namespace, name), None)
 
     def _set_pod(self, key: PodKey, record: PodRecord | None) -> None:
@@ -180,11 +208,11 @@ class FleetSnapshot:
 
     # -- pools ------------------------------------------------------------------------------
 
-    def upsert_pool(self, pool: GPUPool) -> None:
+    def upsert_pool(self, pool: GPUPool, implicit: bool = False) -> None:
         name = pool.metadata.name
         if not name:
             raise ValueError("a GPUPool needs metadata.name")
-        self.pools[name] = PoolView(pool, self.usage)
+        self.pools[name] = PoolView(pool, self.usage, implicit)
         for node in self.nodes:
             self._place(node)
 
@@ -193,3 +221,10 @@ class FleetSnapshot:
             return
         for node in self.nodes:
             self._place(node)
+
+
+def _name(obj: object, field: str = "name") -> str | None:
+    """metadata.<field> of an object that may be malformed, or None."""
+    metadata = obj.get("metadata") if isinstance(obj, Mapping) else None
+    value = metadata.get(field) if isinstance(metadata, Mapping) else None
+    return value if isinstance(value, str) and value else None

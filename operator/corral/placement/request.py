@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from pydantic import ValidationError
-
-from corral.api.errors import InvalidObject, describe_errors
 from corral.api.meta import Toleration
 from corral.api.selection import ALL_CAPACITY_TYPES, CapacityType
+from corral.api.template import pod_spec, template_node_selector, template_tolerations
 from corral.api.trainingjob import Objective, TrainingJob
 from corral.fleet.demand import WorkerDemand
 from corral.fleet.resources import CPU, MEMORY, PODS, pod_requests
-
-TEMPLATE_SPEC = "spec.template.spec"
 
 
 @dataclass(frozen=True)
@@ -79,11 +73,10 @@ class PlacementRequest:
 
     @classmethod
     def from_training_job(cls, job: TrainingJob) -> PlacementRequest:
-        """The gang of a TrainingJob; raises InvalidObject naming a bad template field."""
+        """The gang of a TrainingJob. The model has validated the template (tolerations,
+        nodeSelector, quantities), so this cannot fail for a parsed job."""
         spec = job.spec
-        pod_spec = spec.template.get("spec")
-        pod_spec = pod_spec if isinstance(pod_spec, Mapping) else {}
-        requests = pod_requests(pod_spec)
+        requests = pod_requests(pod_spec(spec.template))
         meta = job.metadata
         return cls(
             key=f"{meta.namespace or 'default'}/{meta.name or ''}",
@@ -91,8 +84,8 @@ class PlacementRequest:
             devices_per_worker=spec.accelerators_per_worker,
             cpu_millis_per_worker=requests.get(CPU, 0),
             memory_bytes_per_worker=requests.get(MEMORY, 0),
-            tolerations=_tolerations(pod_spec.get("tolerations")),
-            node_selector=_node_selector(pod_spec.get("nodeSelector")),
+            tolerations=template_tolerations(spec.template),
+            node_selector=template_node_selector(spec.template),
             pools=tuple(spec.pools),
             accelerator_types=tuple(spec.accelerator.types),
             min_memory_gib=spec.accelerator.min_memory_gib,
@@ -105,29 +98,3 @@ class PlacementRequest:
             objective=spec.placement_objective,
             throughput=tuple(sorted(spec.throughput.items())),
         )
-
-
-def _tolerations(value: Any) -> tuple[Toleration, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise InvalidObject([f"{TEMPLATE_SPEC}.tolerations: must be a list"])
-    out = []
-    for index, item in enumerate(value):
-        try:
-            out.append(Toleration.model_validate(item))
-        except ValidationError as exc:
-            raise InvalidObject(
-                describe_errors(exc, prefix=f"{TEMPLATE_SPEC}.tolerations[{index}]")
-            ) from None
-    return tuple(out)
-
-
-def _node_selector(value: Any) -> tuple[tuple[str, str], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise InvalidObject([f"{TEMPLATE_SPEC}.nodeSelector: must map label keys to strings"])
-    return tuple(sorted(value.items()))
