@@ -53,6 +53,8 @@ class PrometheusSource(SpecModel):
     """Range of the rate() window."""
     in_flight: Annotated[str, Field(pattern=METRIC_NAME, max_length=256)] | None = None
     """Optional gauge of requests being served (e.g. `vllm:num_requests_running`): gives the per-request service time by Little's law when no `Latency` objective measures it."""
+    queued: Annotated[str, Field(pattern=METRIC_NAME, max_length=256)] | None = None
+    """Optional gauge of requests waiting for a slot (e.g. `vllm:num_requests_waiting`): a growing or standing queue is demand the served rate does not show."""
     pod_label: Annotated[str, Field(pattern=r"^([a-zA-Z_][a-zA-Z0-9_]*)?$", max_length=128)] = "pod"
     """The series label holding the pod name; Corral selects its own replicas by it. Empty turns pod matching off (then `selector` must isolate the service)."""
     namespace_label: Annotated[

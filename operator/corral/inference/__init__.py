@@ -1,0 +1,1 @@
+"""InferenceService lifecycle: replicas, their placement and their size (pure; see docs/inference.md)."""

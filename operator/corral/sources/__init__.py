@@ -1,0 +1,1 @@
+"""Adapters to outside data sources the domain reads through a protocol (metrics backends)."""
