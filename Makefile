@@ -69,6 +69,7 @@ bench: install binaries
 	$(BIN)/python bench/operator_scale.py
 	$(BIN)/python bench/fleet.py --out bench/results/fleet.json
 	$(BIN)/python bench/autoscaling.py
+	$(BIN)/python bench/spot_policy.py
 
 # The demo: the demo fleet (64 simulated 8-GPU hosts), Corral's CRDs and samples, and the
 # operator in the foreground. Ctrl-C stops the operator; `make dev-down` stops the fleet.

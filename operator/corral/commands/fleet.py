@@ -18,6 +18,8 @@ import yaml
 from corral.commands.common import UsageError
 
 DEFAULT_FLEET = "e2e/fleets/demo.yaml"
+NOTICE_SOURCES = ("aws", "karpenter", "gke", "aks", "kubelet", "corral")
+"""Whose termination signal `interrupt` and `replay-spot` set (corral.localfleet.interrupt)."""
 
 
 def register(subparsers: Any) -> None:
@@ -58,6 +60,52 @@ def register(subparsers: Any) -> None:
         "--which", metavar="NAME", help="print only this binary's path (e.g. kubectl)"
     )
     binaries.set_defaults(handler=_needs_localfleet(handle_binaries))
+
+    interrupt = verbs.add_parser(
+        "interrupt",
+        help="give a node a cloud's termination notice, then reclaim it",
+        description="Set a source's real termination signal on NODE (the keys docs/disruption.md "
+        "lists), wait out the notice, then delete the node's pods and the node (the reclaim). "
+        "`corral fleet up` brings the node back.",
+    )
+    interrupt.add_argument("node", metavar="NODE")
+    interrupt.add_argument(
+        "--source",
+        choices=NOTICE_SOURCES,
+        default="aws",
+        help="whose signal to set (default aws: the AWS Node Termination Handler's)",
+    )
+    interrupt.add_argument(
+        "--notice", default="120s", metavar="DURATION", help="notice before the reclaim (120s)"
+    )
+    interrupt.add_argument("--name", help="fleet name (default: the only fleet that is up)")
+    interrupt.set_defaults(handler=handle_interrupt)
+
+    replay = verbs.add_parser(
+        "replay-spot",
+        help="play a spot availability trace onto the fleet's spot nodes",
+        description="Replay a SkyPilot-format spot trace: at each tick the trace's share of the "
+        "fleet's spot nodes is up; nodes that go get a notice and are reclaimed, nodes that come "
+        "back are created again.",
+    )
+    replay.add_argument("--trace", required=True, metavar="FILE", help="trace file (JSON)")
+    replay.add_argument(
+        "--speed", type=float, default=60.0, help="trace seconds per real second (default 60)"
+    )
+    replay.add_argument("--source", choices=NOTICE_SOURCES, default="aws", help="whose signal")
+    replay.add_argument(
+        "--notice", default="5s", metavar="DURATION", help="real notice before each reclaim (5s)"
+    )
+    replay.add_argument("--ticks", type=int, help="stop after this many ticks")
+    replay.add_argument(
+        "--capacity",
+        type=int,
+        help="trace value meaning every spot node is up (default: N of "
+        "an N-node folder, else the largest value)",
+    )
+    replay.add_argument("--nodes", help="comma-separated nodes to drive (default: the spot hosts)")
+    replay.add_argument("--name", help="fleet name (default: the only fleet that is up)")
+    replay.set_defaults(handler=handle_replay_spot)
 
     nodes = verbs.add_parser("nodes", help="print the Node objects a fleet file makes (YAML)")
     nodes.add_argument("--fleet", "-f", default=DEFAULT_FLEET, metavar="FILE")
@@ -219,4 +267,83 @@ def handle_nodes(args: argparse.Namespace) -> int:
 
     fleet = _load_fleet(args.fleet)
     sys.stdout.write(yaml.safe_dump_all(nodes.fleet_nodes(fleet), sort_keys=False))
+    return 0
+
+
+def _one_fleet(args: argparse.Namespace) -> Any:
+    from corral.localfleet import cluster
+
+    names = _names(args, every_by_default=False)
+    if not names:
+        raise UsageError("no fleet is up (corral fleet up)")
+    dirs = cluster.FleetDirs.of(names[0])
+    if not dirs.kubeconfig.exists():
+        raise UsageError(f"fleet {names[0]} is not up (corral fleet up)")
+    return dirs
+
+
+def _seconds(flag: str, text: str) -> float:
+    from corral.api.duration import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def handle_interrupt(args: argparse.Namespace) -> int:
+    from corral.localfleet import cluster, interrupt
+
+    dirs = _one_fleet(args)
+    notice = _seconds("--notice", args.notice)
+    with cluster.api_client(dirs.kubeconfig, pool=4) as api:
+        try:
+            interrupt.interrupt(api, args.node, args.source, notice, log=_stderr)
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+    return 0
+
+
+def handle_replay_spot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from corral.localfleet import cluster, interrupt
+
+    dirs = _one_fleet(args)
+    notice = _seconds("--notice", args.notice)
+    if args.speed <= 0:
+        raise UsageError("--speed must be > 0")
+    try:
+        trace = interrupt.load_trace(Path(args.trace), args.capacity)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"--trace {args.trace}: not a spot trace ({exc})") from None
+    bodies = interrupt.spot_hosts(_load_fleet(str(dirs.fleet_file)))
+    if args.nodes:
+        from corral.localfleet import fleetfile, nodes
+
+        fleet = _load_fleet(str(dirs.fleet_file))
+        every = {h.name: nodes.node(fleet, h) for h in fleetfile.hosts(fleet)}
+        wanted = [n for n in args.nodes.split(",") if n]
+        unknown = [n for n in wanted if n not in every]
+        if unknown:
+            raise UsageError(f"--nodes: not hosts of fleet {dirs.name}: {', '.join(unknown)}")
+        bodies = {n: every[n] for n in wanted}
+    if not bodies:
+        raise UsageError(f"fleet {dirs.name} has no spot hosts; name some with --nodes")
+    _stderr(
+        f"replaying {args.trace} ({len(trace.values)} ticks of {trace.gap_seconds:g}s, "
+        f"x{args.speed:g}) onto {len(bodies)} node(s) of fleet {dirs.name}"
+    )
+    with cluster.api_client(dirs.kubeconfig, pool=8) as api:
+        changes = interrupt.replay(
+            api,
+            trace,
+            bodies,
+            speed=args.speed,
+            source=args.source,
+            notice=notice,
+            ticks=args.ticks,
+            log=_stderr,
+        )
+    _stderr(f"done: {len(changes)} tick(s) changed the fleet")
     return 0

@@ -556,6 +556,10 @@ def _differs(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
     labels = existing["metadata"].get("labels") or {}
     if any(labels.get(k) != v for k, v in desired["metadata"]["labels"].items()):
         return True
+    # `corral fleet interrupt --source kubelet` detaches a node from kwok; `up` re-attaches it.
+    annotations = existing["metadata"].get("annotations") or {}
+    if any(annotations.get(k) != v for k, v in desired["metadata"]["annotations"].items()):
+        return True
     ours = [t for t in existing.get("spec", {}).get("taints") or [] if not _is_system_taint(t)]
     if ours != desired["spec"].get("taints", []):
         return True
@@ -592,7 +596,10 @@ def sync_nodes(api: Any, fleet: fleetfile.Fleet) -> tuple[int, int, int]:
             if _is_system_taint(t)
         ]
         patch = {
-            "metadata": {"labels": ours | body["metadata"]["labels"]},
+            "metadata": {
+                "labels": ours | body["metadata"]["labels"],
+                "annotations": body["metadata"]["annotations"],
+            },
             "spec": {"taints": system + body["spec"].get("taints", [])},
         }
         core.patch_node(node_name, patch, _preload_content=False)
