@@ -113,9 +113,11 @@ def test_each_source_signal_is_read_as_that_source_then_reclaimed(
     rounds = [sources[i : i + len(hosts)] for i in range(0, len(sources), len(hosts))]
     for batch in rounds:
         pairs = list(zip(batch, hosts, strict=False))
+        with_pods = [s for s, _ in pairs if s in ("aws", "kubelet")]  # enough to see pods go
         for source, node in pairs:
-            _pod(cluster, namespace, f"worker-{source}", node)
-        for source, node in pairs:
+            if source in with_pods:
+                _pod(cluster, namespace, f"worker-{source}", node)
+        for source in with_pods:
             wait_for(
                 lambda s=source: (
                     cluster.core.read_namespaced_pod(f"worker-{s}", namespace).status.phase
@@ -124,6 +126,7 @@ def test_each_source_signal_is_read_as_that_source_then_reclaimed(
                 timeout=60,
                 message=f"pod of {source} running",
             )
+        for source, node in pairs:
             interrupt.notify(cluster.api, node, source, 120, datetime.now(UTC))
             assert _noticed_as(cluster, node, source), _node(cluster, node)
             if source == "kubelet":
@@ -131,13 +134,14 @@ def test_each_source_signal_is_read_as_that_source_then_reclaimed(
                     cluster.core.read_namespaced_pod(f"worker-{source}", namespace)
                 )
                 assert notices.pod_notices(pod).notices, pod["status"]
-            assert interrupt.reclaim(cluster.api, node) == 1
+            assert interrupt.reclaim(cluster.api, node) == (source in with_pods)
             assert _node(cluster, node) is None
-            wait_for(
-                lambda s=source: _pod_gone(cluster, namespace, f"worker-{s}"),
-                timeout=60,
-                message=f"pod of {source} deleted",
-            )
+            if source in with_pods:
+                wait_for(
+                    lambda s=source: _pod_gone(cluster, namespace, f"worker-{s}"),
+                    timeout=60,
+                    message=f"pod of {source} deleted",
+                )
         fleet.up(_fleet_file(), str(cluster.fleet_name), log=lambda _: None, ready_timeout=120)
 
 
