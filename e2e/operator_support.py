@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
 
+from corral.localfleet import binaries
 from harness import Cluster, ManagedProcess, WaitTimeout, wait_for
+from harness.cluster import REPO
 
 
 def free_port() -> int:
@@ -33,6 +40,74 @@ class RunningOperator:
 
 
 StartOperator = Callable[[], RunningOperator]
+
+
+def render_chart(release: str, namespace: str, *flags: str) -> list[dict[str, Any]]:
+    """`helm template` of charts/corral (flags such as `--set k=v`), as parsed objects."""
+    helm = binaries.ensure(only=["helm"], log=lambda _: None)["helm"]
+    chart = REPO / "charts" / "corral"
+    out = subprocess.run(
+        [str(helm), "template", release, str(chart), "--namespace", namespace, *flags],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def start_prometheus(
+    spawn: Callable[..., ManagedProcess],
+    tmp_path: Path,
+    target_port: int,
+    *,
+    job: str = "corral",
+    target_labels: dict[str, str] | None = None,
+    rule_files: Sequence[Path] = (),
+) -> str:
+    """A real Prometheus scraping the operator every second (and evaluating `rule_files` every
+    second); returns its base URL."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is not installed: `make prometheus` installs it"
+    config = tmp_path / "prometheus.yml"
+    target: dict[str, Any] = {"targets": [f"127.0.0.1:{target_port}"]}
+    if target_labels:
+        target["labels"] = target_labels
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(path) for path in rule_files],
+                "scrape_configs": [
+                    {"job_name": job, "honor_labels": True, "static_configs": [target]}
+                ],
+            }
+        )
+    )
+    port = free_port()
+    process = spawn(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        name="prometheus",
+    )
+    process.wait_for_log(r"Server is ready to receive web requests", timeout=60)
+    return f"http://127.0.0.1:{port}"
+
+
+def prometheus_api(base: str, path: str, **params: str) -> Any:
+    """GET /api/v1/<path>; asserts Prometheus answered success and returns `data`."""
+    url = f"{base}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        body = json.loads(answer.read())
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def query(base: str, promql: str) -> list[dict[str, Any]]:
+    return list(prometheus_api(base, "query", query=promql)["result"])
 
 
 MakePool = Callable[..., str]

@@ -16,20 +16,13 @@ from builders import node, training_job
 from corral.localfleet import binaries
 from harness import Cluster, ManagedProcess
 from harness.cluster import REPO
-from operator_support import Jobs, MakePool, free_port
+from operator_support import Jobs, MakePool, free_port, render_chart
 
 RELEASE = "corral"
 
 
 def render(namespace: str) -> list[dict[str, Any]]:
-    helm = binaries.ensure(only=["helm"], log=lambda _: None)["helm"]
-    out = subprocess.run(
-        [str(helm), "template", RELEASE, str(REPO / "charts" / "corral"), "--namespace", namespace],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return render_chart(RELEASE, namespace)
 
 
 def token_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:

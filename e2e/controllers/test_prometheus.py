@@ -2,58 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from builders import node, training_job
 from harness import Cluster, ManagedProcess, wait_for
-from operator_support import Jobs, MakePool, RunningOperator, free_port
-
-
-def start_prometheus(spawn: Callable[..., ManagedProcess], tmp_path: Path, target_port: int) -> str:
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus is not installed: `make prometheus` installs it"
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "corral",
-                        "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
-                    }
-                ],
-            }
-        )
-    )
-    port = free_port()
-    process = spawn(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        name="prometheus",
-    )
-    process.wait_for_log(r"Server is ready to receive web requests", timeout=60)
-    return f"http://127.0.0.1:{port}"
-
-
-def query(base: str, promql: str) -> list[dict[str, Any]]:
-    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        body = json.loads(answer.read())
-    assert body["status"] == "success", body
-    return list(body["data"]["result"])
+from operator_support import Jobs, MakePool, RunningOperator, query, start_prometheus
 
 
 def test_prometheus_scrapes_pool_job_and_placement_metrics(
