@@ -22,7 +22,10 @@ FROM ${PYTHON_IMAGE}
 COPY --from=build /opt/corral /opt/corral
 # Bytecode was compiled at install time; nothing is written at run time (read-only root).
 ENV PATH=/opt/corral/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-# A numeric user, so `runAsNonRoot` can be verified without an /etc/passwd entry.
+# A numeric user, so `runAsNonRoot` can be verified. It also gets a passwd entry: kopf names
+# itself after the user (getpass.getuser) unless POD_ID is set, as the chart does.
+RUN echo 'corral:x:65532:65532:corral:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
+    && echo 'corral:x:65532:' >> /etc/group
 USER 65532:65532
 WORKDIR /tmp
 ENTRYPOINT ["corral"]

@@ -31,6 +31,10 @@ def test_defaults_render_a_restricted_operator_with_least_privilege() -> None:
         "capabilities": {"drop": ["ALL"]},
     }
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    # kopf takes its identity from POD_ID; without it, it looks the UID up in /etc/passwd.
+    assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
+        container["env"]
+    )
     assert chart.one("ServiceAccount")["metadata"]["name"] == "corral"
 
 
