@@ -4,7 +4,11 @@
   under the name `e2e-<fleet>` once and tears it down at the end, or uses the cluster of
   `CORRAL_KUBECONFIG` as it is. CRDs from crds/ are applied either way. If the control plane
   cannot start, every test ERRORS (never skips). `CORRAL_E2E_KEEP=1` leaves a local fleet up
-  for the next run (which then reuses it).
+  for the next run (which then reuses it). `CORRAL_E2E_UPSTREAM_GANG=1` runs it with Kubernetes'
+  alpha gang scheduling switched on (feature gates and the scheduling.k8s.io/v1alpha2 API).
+- `upstream_cluster` (session): a cluster with that alpha gang scheduling: the session cluster
+  when it has it, else a second local fleet `e2e-<fleet>-gang`, started for the first test that
+  asks for it.
 - `namespace`: a fresh namespace per test, deleted afterwards; its teardown also checks that no
   control-plane component crashed during the test.
 - `kubectl`: the project's kubectl bound to the cluster.
@@ -20,10 +24,19 @@ from pathlib import Path
 
 import pytest
 
-from harness import Cluster, Kubectl, ManagedProcess
+from corral.localfleet.flags import UPSTREAM_GANG_SCHEDULING
+from harness import Cluster, ClusterError, Kubectl, ManagedProcess
 from harness.cluster import REPO
 
 DEFAULT_FLEET = REPO / "e2e" / "fleets" / "tiny.yaml"
+GANG_API = "scheduling.k8s.io/v1alpha2"
+
+
+def _session_fleet() -> tuple[Path, str]:
+    fleet = Path(os.environ.get("CORRAL_E2E_FLEET") or DEFAULT_FLEET)
+    if not fleet.is_absolute():
+        fleet = REPO / fleet
+    return fleet, os.environ.get("CORRAL_E2E_NAME") or f"e2e-{fleet.stem}"
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +45,30 @@ def cluster() -> Iterator[Cluster]:
     if kubeconfig:
         handle = Cluster.existing(Path(kubeconfig))
     else:
-        fleet = Path(os.environ.get("CORRAL_E2E_FLEET") or DEFAULT_FLEET)
-        if not fleet.is_absolute():
-            fleet = REPO / fleet
-        handle = Cluster.local(fleet, os.environ.get("CORRAL_E2E_NAME") or f"e2e-{fleet.stem}")
+        fleet, name = _session_fleet()
+        upstream = os.environ.get("CORRAL_E2E_UPSTREAM_GANG") == "1"
+        handle = Cluster.local(fleet, name, UPSTREAM_GANG_SCHEDULING if upstream else None)
+    try:
+        handle.apply_crds()
+        yield handle
+    finally:
+        handle.close()
+
+
+@pytest.fixture(scope="session")
+def upstream_cluster(cluster: Cluster) -> Iterator[Cluster]:
+    """A cluster serving Kubernetes' alpha gang scheduling (Workload/PodGroup)."""
+    if cluster.serves(GANG_API):
+        yield cluster
+        return
+    if cluster.fleet_name is None:
+        raise ClusterError(
+            f"CORRAL_KUBECONFIG names a cluster without {GANG_API}: start its kube-apiserver and "
+            "kube-scheduler with --feature-gates=GenericWorkload=true,GangScheduling=true,"
+            f"TopologyAwareWorkloadScheduling=true and --runtime-config={GANG_API}=true"
+        )
+    fleet, name = _session_fleet()
+    handle = Cluster.local(fleet, f"{name}-gang", UPSTREAM_GANG_SCHEDULING)
     try:
         handle.apply_crds()
         yield handle

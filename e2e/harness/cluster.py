@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import client
 
 from corral.localfleet import binaries, cluster
+from corral.localfleet.flags import ControlPlaneFlags
 from harness.kubectl import Kubectl
 from harness.process import ManagedProcess
 from harness.wait import wait_for
@@ -44,11 +45,12 @@ class Cluster:
     # --- construction ---------------------------------------------------------------------
 
     @classmethod
-    def local(cls, fleet_file: Path, name: str) -> Cluster:
-        """Bring a local fleet up (reusing one that is already up under that name)."""
+    def local(cls, fleet_file: Path, name: str, flags: ControlPlaneFlags | None = None) -> Cluster:
+        """Bring a local fleet up (reusing one that is already up under that name), its control
+        plane with `flags` (feature gates, runtime config; the defaults when None)."""
         log = _stderr
         try:
-            result = cluster.up(fleet_file, name, log=log)
+            result = cluster.up(fleet_file, name, log=log, flags=flags)
             kubectl = binaries.ensure(only=["kubectl"], log=log)["kubectl"]
         except (cluster.FleetError, binaries.BinaryError) as exc:
             cluster.down(name, log=log)  # leave no process behind, whatever got started
@@ -85,6 +87,11 @@ class Cluster:
     @property
     def apiextensions(self) -> client.ApiextensionsV1Api:
         return client.ApiextensionsV1Api(self.api)
+
+    def serves(self, group_version: str) -> bool:
+        """Whether the API server serves this API group/version (e.g. scheduling.k8s.io/v1alpha2)."""
+        groups = client.ApisApi(self.api).get_api_versions().groups
+        return any(v.group_version == group_version for g in groups for v in g.versions)
 
     # --- CRDs, namespaces -----------------------------------------------------------------
 

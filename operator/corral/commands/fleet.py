@@ -40,6 +40,20 @@ def register(subparsers: Any) -> None:
     )
     up.add_argument("--name", help="cluster name (default: the fleet file's name)")
     up.add_argument("--timeout", type=float, default=300, help="seconds to wait for Ready nodes")
+    up.add_argument(
+        "--feature-gates",
+        default="",
+        metavar="K=V,...",
+        help="feature gates of kube-apiserver, kube-controller-manager and kube-scheduler, fixed "
+        "when the fleet is created (e.g. GenericWorkload=true,GangScheduling=true)",
+    )
+    up.add_argument(
+        "--runtime-config",
+        default="",
+        metavar="K=V,...",
+        help="API groups kube-apiserver serves, fixed when the fleet is created "
+        "(e.g. scheduling.k8s.io/v1alpha2=true)",
+    )
     up.set_defaults(handler=_needs_localfleet(handle_up))
 
     down = verbs.add_parser("down", help="stop every process of the fleet and delete its state")
@@ -143,7 +157,12 @@ def _stderr(message: str) -> None:
 
 def handle_up(args: argparse.Namespace) -> int:
     from corral.localfleet import binaries, cluster, nodes
+    from corral.localfleet.flags import ControlPlaneFlags, FlagError
 
+    try:
+        flags = ControlPlaneFlags.parse(args.feature_gates, args.runtime_config)
+    except FlagError as exc:
+        raise UsageError(str(exc)) from None
     fleet = _load_fleet(args.fleet)
     counts = nodes.summary(fleet)
     _stderr(
@@ -152,7 +171,9 @@ def handle_up(args: argparse.Namespace) -> int:
         f"{counts['racks']} racks"
     )
     try:
-        result = cluster.up(args.fleet, args.name, log=_stderr, ready_timeout=args.timeout)
+        result = cluster.up(
+            args.fleet, args.name, log=_stderr, ready_timeout=args.timeout, flags=flags
+        )
     except (cluster.FleetError, binaries.BinaryError) as exc:
         _stderr(f"corral fleet up: {exc}")
         return 1
@@ -205,6 +226,7 @@ def handle_status(args: argparse.Namespace) -> int:
             health = "healthy" if state.healthy else "NOT HEALTHY"
             api = f"API {state.server} ready" if state.api_ready else "API not ready"
             print(f"fleet {state.name}: {health}; {api}; kubeconfig {state.dirs.kubeconfig}")
+            print(f"  control plane: {state.flags.describe()}")
             print(f"  {'COMPONENT':<26}{'PID':>8}  {'STATE':<10}{'RSS':>10}")
             for c in state.components:
                 print(

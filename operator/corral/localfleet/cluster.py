@@ -40,6 +40,7 @@ import yaml
 
 from corral.localfleet import binaries as binaries_module
 from corral.localfleet import fleetfile, nodes, stages
+from corral.localfleet.flags import ControlPlaneFlags
 
 COMPONENTS = (
     "etcd",
@@ -105,6 +106,11 @@ class FleetDirs:
     @property
     def log(self) -> Path:
         return self.root / "kwokctl.log"
+
+    @property
+    def flags(self) -> Path:
+        """The feature gates and runtime config the fleet was created with."""
+        return self.root / "control-plane-flags.json"
 
     def component_log(self, component: str) -> Path:
         return self.cluster_dir / "logs" / f"{component}.log"
@@ -174,6 +180,7 @@ class FleetStatus:
     dirs: FleetDirs
     exists: bool
     components: list[ComponentState] = field(default_factory=list)
+    flags: ControlPlaneFlags = field(default_factory=ControlPlaneFlags)
     api_ready: bool = False
     server: str = ""
     nodes: int = 0
@@ -207,6 +214,7 @@ class FleetStatus:
                 for c in self.components
             ],
             "rssBytes": self.rss_bytes,
+            **self.flags.to_json(),
             "nodes": self.nodes,
             "readyNodes": self.ready_nodes,
             "gpus": self.gpus,
@@ -298,7 +306,7 @@ def _is_ready(node: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def _is_schedulable(node: dict[str, Any]) -> bool:
+def is_schedulable(node: dict[str, Any]) -> bool:
     """Ready, and kube-controller-manager has lifted its not-ready/unreachable taints."""
     taints = node.get("spec", {}).get("taints") or []
     return _is_ready(node) and not any(_is_system_taint(t) for t in taints)
@@ -311,6 +319,7 @@ def status(name: str) -> FleetStatus:
     if not result.exists:
         return result
     result.components = component_states(dirs)
+    result.flags = ControlPlaneFlags.load(dirs.flags)
     result.api_ready, result.server = _api_ready(dirs.kubeconfig)
     if result.api_ready:
         from kubernetes import client
@@ -367,9 +376,14 @@ def free_ports(count: int, low: int = 20000, high: int = 32700) -> list[int]:
     return chosen
 
 
-def kwokctl_config(bins: binaries_module.Binaries, ports: dict[str, int] | None = None) -> str:
-    """The kwokctl configuration: local binaries, loopback only (on `ports` when given), kwok
-    managing annotated nodes, and every stage (stock + Corral's)."""
+def kwokctl_config(
+    bins: binaries_module.Binaries,
+    ports: dict[str, int] | None = None,
+    flags: ControlPlaneFlags | None = None,
+) -> str:
+    """The kwokctl configuration: local binaries, loopback only (on `ports` when given), the
+    control plane's feature gates and runtime config, kwok managing annotated nodes, and every
+    stage (stock + Corral's)."""
     options: dict[str, Any] = {
         "runtime": "binary",
         "bindAddress": "127.0.0.1",
@@ -382,6 +396,7 @@ def kwokctl_config(bins: binaries_module.Binaries, ports: dict[str, int] | None 
         "quietPull": True,
         "disableQPSLimits": True,
         **(ports or {}),
+        **(flags or ControlPlaneFlags()).kwokctl_options(),
     }
     documents: list[Any] = [
         {
@@ -472,8 +487,12 @@ def up(
     *,
     log: Log = print,
     ready_timeout: float = 300,
+    flags: ControlPlaneFlags | None = None,
 ) -> UpResult:
-    """Bring a fleet up (or reuse it), make its nodes match the fleet file, wait until Ready."""
+    """Bring a fleet up (or reuse it), make its nodes match the fleet file, wait until Ready.
+    `flags` (feature gates, runtime config) are fixed at creation: a running fleet created with
+    other flags is refused (FleetError), never silently reused."""
+    flags = flags or ControlPlaneFlags()
     started = time.monotonic()
     fleet = fleetfile.load(fleet_path)
     name = name or fleet.name
@@ -483,8 +502,14 @@ def up(
     restarted: list[str] = []
     with _fleet_lock(dirs):
         dirs.root.mkdir(parents=True, exist_ok=True)
-        dirs.config.write_text(kwokctl_config(bins))
         if dirs.cluster_dir.is_dir():
+            running_with = ControlPlaneFlags.load(dirs.flags)
+            if running_with != flags:
+                raise FleetError(
+                    f"fleet {name} runs with {running_with.describe()}, not {flags.describe()}: "
+                    f"bring it down first (corral fleet down --name {name}) or pick another --name"
+                )
+            dirs.config.write_text(kwokctl_config(bins, flags=flags))
             current = status(name)
             if current.healthy:
                 log(f"fleet {name}: control plane already running")
@@ -504,8 +529,11 @@ def up(
                         )
                     )
         else:
-            log(f"fleet {name}: starting the control plane (kwokctl, binary runtime) ...")
-            _create(bins, dirs, log)
+            with_flags = "" if flags.default else f" with {flags.describe()}"
+            log(
+                f"fleet {name}: starting the control plane (kwokctl, binary runtime){with_flags} ..."
+            )
+            _create(bins, dirs, log, flags)
             created = True
         shutil.copyfile(fleet_path, dirs.fleet_file)
         with api_client(dirs.kubeconfig) as api:
@@ -525,11 +553,18 @@ def up(
     )
 
 
-def _create(bins: binaries_module.Binaries, dirs: FleetDirs, log: Log, attempts: int = 2) -> None:
+def _create(
+    bins: binaries_module.Binaries,
+    dirs: FleetDirs,
+    log: Log,
+    flags: ControlPlaneFlags,
+    attempts: int = 2,
+) -> None:
     """kwokctl create cluster on fresh ports; one retry (new ports) if it does not come up."""
     for attempt in range(1, attempts + 1):
         ports = dict(zip(PORT_OPTIONS, free_ports(len(PORT_OPTIONS)), strict=True))
-        dirs.config.write_text(kwokctl_config(bins, ports))
+        dirs.config.write_text(kwokctl_config(bins, ports, flags))
+        flags.save(dirs.flags)
         done = _kwokctl(
             bins, dirs, "create", "cluster", "--runtime", "binary",
             "--kubeconfig", str(dirs.kubeconfig), "--wait", "2m", timeout=240,
@@ -622,7 +657,7 @@ def wait_nodes_ready(api: Any, fleet: fleetfile.Fleet, timeout: float = 300) -> 
     ready: set[str] = set()
     while True:
         items = _list_fleet_nodes(api)
-        ready = {n["metadata"]["name"] for n in items if _is_schedulable(n)} & want
+        ready = {n["metadata"]["name"] for n in items if is_schedulable(n)} & want
         if ready == want:
             return len(ready)
         if time.monotonic() > deadline:
