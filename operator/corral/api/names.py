@@ -42,3 +42,21 @@ def worker_hostname(index: int) -> str:
 def master_address(job: str) -> str:
     """Worker 0's stable DNS name inside the job's namespace."""
     return f"{worker_hostname(0)}.{service_name(job)}"
+
+
+INFERENCE_LABEL = "corral.dev/inference"
+"""On an InferenceService's replicas and Service: the service's name (the Service selects by it)."""
+REVISION_LABEL = "corral.dev/revision"
+"""On a replica: the hash of the template it was made from (a template change rolls out)."""
+SLOT_LABEL = "corral.dev/slot"
+"""On a replica: its slot; slots 0..desired-1 are kept, higher ones are scaled away."""
+
+
+def replica_pod_name(service: str, revision: str, slot: int) -> str:
+    """`<service>-<revision>-<slot>`: a new revision's replica never collides with the old one."""
+    return f"{service}-{revision}-{slot}"
+
+
+def replica_selector(service: str) -> str:
+    """The label selector of a service's replicas (status.selector, for the scale subresource)."""
+    return f"{INFERENCE_LABEL}={service}"

@@ -62,6 +62,11 @@ class Decision:
     objectives: tuple[ObjectiveReport, ...] = ()
     arrival_rate: float | None = None
     forecast_rate: float | None = None
+    service_time: float | None = None
+    """Seconds a request holds a slot, as the model has it."""
+    service_scv: float | None = None
+    correction: float | None = None
+    """The largest correction among the queueing objectives (1: the model is right)."""
 
 
 BOOTSTRAP_UTILISATION = 0.8
@@ -105,9 +110,18 @@ def tick(
     problems = {k: v for k, v in observation.problems.items() if k in names}
     for name in recommendation.unknown:
         if load.throughput > 0:
-            problems.setdefault(name, "not learned yet (no window with a measurable wait)")
+            problems.setdefault(
+                name,
+                "not learned yet (it needs a full window at a steady replica count, not saturated)",
+            )
     complete = not problems
     wanted = recommendation.replicas if complete else max(recommendation.replicas, current)
+    if model.mean_service is not None and expected > 0:
+        # Whatever the objectives, fewer slots than the busy ones is a queue without end.
+        stable = math.floor(expected * model.mean_service / policy.concurrency) + 1
+        if stable > wanted:
+            wanted = stable
+            recommendation = replace(recommendation, replicas=stable)
     if saturation is not None and (recommendation.unknown or model.mean_service is None):
         # The model cannot size what it has not learned, and waiting to learn it while every
         # slot is busy and the objectives fail only deepens the queue: step up at the rate limit.
@@ -152,6 +166,12 @@ def tick(
             tuple(reports),
             load.arrival,
             expected,
+            model.mean_service,
+            model.service_scv if model.mean_service is not None else None,
+            max(
+                (model.objective(o.name).correction for o in policy.objectives if o.queueing),
+                default=None,
+            ),
         ),
         state,
     )

@@ -40,6 +40,12 @@ def register(subparsers: Any) -> None:
         help="how often a running job's deviceHours and cost are brought up to date in its "
         "status (default 60; also at every phase change)",
     )
+    parser.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        help="Prometheus for InferenceServices that name none in "
+        "spec.autoscaling.metrics.prometheus (e.g. http://prometheus.monitoring:9090)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -59,6 +65,10 @@ def handle(args: argparse.Namespace) -> int:
     if not 1.0 <= args.usage_refresh <= 86400.0:
         raise UsageError(f"--usage-refresh {args.usage_refresh:g}: must be 1 to 86400 seconds")
     health_port = _port(args.health_port, "--health-port")
+    if args.prometheus_url is not None and not args.prometheus_url.startswith(
+        ("http://", "https://")
+    ):
+        raise UsageError(f"--prometheus-url {args.prometheus_url}: must start with http(s)://")
     if args.kubeconfig is not None and not os.path.isfile(args.kubeconfig):
         raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
     if args.kubeconfig:
@@ -86,6 +96,8 @@ def handle(args: argparse.Namespace) -> int:
         clusterwide=True,
         standalone=True,
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
-        memo=kopf.Memo(api=api, usage_refresh_seconds=args.usage_refresh),
+        memo=kopf.Memo(
+            api=api, usage_refresh_seconds=args.usage_refresh, prometheus_url=args.prometheus_url
+        ),
     )
     return 0

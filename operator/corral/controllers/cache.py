@@ -133,7 +133,7 @@ def strip(kind: str, obj: Obj) -> Obj:
 
 
 class ClusterCache:
-    KINDS = ("Node", "Pod", "GPUPool", "TrainingJob", "Service")
+    KINDS = ("Node", "Pod", "GPUPool", "TrainingJob", "InferenceService", "Service")
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Obj]] = {kind: {} for kind in self.KINDS}
@@ -143,7 +143,8 @@ class ClusterCache:
         """Controller owner UID -> keys of the pods it owns."""
         self.invalid_pools: dict[str, str] = {}
         self.by_uid: dict[str, str] = {}
-        """UID of a Corral object (TrainingJob) -> its key, to route its pods' events."""
+        """UID of a Corral object (TrainingJob, InferenceService) -> its work-queue key, to route
+        its pods' events."""
         self._pending: dict[tuple[str, str], str] = {}
         """(kind, key) -> resourceVersion of the operator's own write not yet echoed."""
         self._recent: OrderedDict[tuple[str, str, str], None] = OrderedDict()
@@ -165,6 +166,10 @@ class ClusterCache:
     @property
     def jobs(self) -> dict[str, Obj]:
         return self.objects["TrainingJob"]
+
+    @property
+    def inference_services(self) -> dict[str, Obj]:
+        return self.objects["InferenceService"]
 
     @property
     def services(self) -> dict[str, Obj]:
@@ -240,12 +245,15 @@ class ClusterCache:
                 self.snapshot.upsert_node(new)
         elif kind == "GPUPool":
             self._index_pool(key, old, new)
-        elif kind == "TrainingJob":
+        elif kind in ("TrainingJob", "InferenceService"):
+            # Work-queue keys: a TrainingJob's is its namespace/name, an InferenceService's
+            # carries a prefix (corral.controllers.inferenceservice.KEY_PREFIX).
+            routed = key if kind == "TrainingJob" else f"cis:{key}"
             for obj, present in ((old, False), (new, True)):
                 uid = ((obj or {}).get("metadata") or {}).get("uid")
                 if uid:
                     if present:
-                        self.by_uid[uid] = key
+                        self.by_uid[uid] = routed
                     else:
                         self.by_uid.pop(uid, None)
 

@@ -22,7 +22,7 @@ from corral import metrics
 from corral.controllers.cache import ClusterCache, controller_uid
 from corral.kube.client import Client
 from corral.kube.patches import merge_patch
-from corral.kube.rest import ApiError, core_path
+from corral.kube.rest import ApiError, core_path, custom_path
 from corral.scheduling.actions import (
     Action,
     CreateWorker,
@@ -73,6 +73,13 @@ class Target:
     worker: Callable[[CreateWorker], tuple[Obj, dict[str, int]] | None] | None = None
     """The pod of a worker and what it takes on its node (None: cannot be built now)."""
     service: Callable[[], Obj] | None = None
+
+    @classmethod
+    def status_of(cls, obj: Obj, kind: str, plural: str) -> Target:
+        """A target whose decision writes only its status (an object too invalid to act on)."""
+        meta = obj.get("metadata") or {}
+        path = custom_path(plural, meta.get("namespace"), meta.get("name"), "status")
+        return cls(obj=obj, kind=kind, status_path=path)
 
     @property
     def namespace(self) -> str:

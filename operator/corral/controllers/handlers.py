@@ -29,6 +29,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         clock=clock,
         post_event=ApiEvents(api, clock),
         usage_refresh_seconds=float(memo.get("usage_refresh_seconds") or 60.0),
+        prometheus_url=memo.get("prometheus_url"),
     )
     memo["operator"] = operator
     await operator.start()

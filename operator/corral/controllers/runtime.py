@@ -24,6 +24,8 @@ from corral.controllers.cache import Change, ClusterCache, capacity_view, contro
 from corral.controllers.clock import Clock, SystemClock
 from corral.controllers.executor import Blocked, Executor, PostEvent
 from corral.controllers.gpupool import POOL_STATUS_INTERVAL_SECONDS, GPUPoolController
+from corral.controllers.inferenceservice import KEY_PREFIX as INFERENCE_PREFIX
+from corral.controllers.inferenceservice import InferenceServiceController
 from corral.controllers.informer import Informer, Resource
 from corral.controllers.live import LiveCluster
 from corral.controllers.trainingjob import TrainingJobController
@@ -32,6 +34,7 @@ from corral.kube import builders
 from corral.kube.client import Client
 from corral.kube.rest import ApiError, core_path
 from corral.scheduling.actions import Emit
+from corral.sources.metrics import MetricsSource
 
 log = logging.getLogger("corral")
 
@@ -46,8 +49,15 @@ RESOURCES = (
     Resource("Pod", "v1", "pods", namespaced=True),
     Resource("GPUPool", "corral.dev/v1alpha1", "gpupools", namespaced=False),
     Resource("TrainingJob", "corral.dev/v1alpha1", "trainingjobs", namespaced=True),
-    # Only the Services Corral makes (the rendezvous Service of each job).
-    Resource("Service", "v1", "services", namespaced=True, label_selector="corral.dev/job"),
+    Resource("InferenceService", "corral.dev/v1alpha1", "inferenceservices", namespaced=True),
+    # Only the Services Corral makes (a job's rendezvous Service, an InferenceService's Service).
+    Resource(
+        "Service",
+        "v1",
+        "services",
+        namespaced=True,
+        label_selector="app.kubernetes.io/managed-by=corral",
+    ),
 )
 
 
@@ -58,6 +68,8 @@ class Operator:
         clock: Clock | None = None,
         post_event: PostEvent | None = None,
         usage_refresh_seconds: float = USAGE_REFRESH_SECONDS,
+        metrics: MetricsSource | None = None,
+        prometheus_url: str | None = None,
     ):
         self.api = api
         self.clock: Clock = clock or SystemClock()
@@ -68,6 +80,9 @@ class Operator:
         self.post_event: PostEvent = post_event or _log_event
         self.executor = Executor(api, self.cache, self.post_event)
         self.jobs = TrainingJobController(self)
+        self.inference = InferenceServiceController(
+            self, metrics=metrics, default_prometheus=prometheus_url
+        )
         self.pools = GPUPoolController(self)
         self.informers = [Informer(api, r, self, self.clock) for r in RESOURCES]
         self.leading = asyncio.Event()
@@ -93,6 +108,8 @@ class Operator:
         self.jobs.assume_placements()
         for key in self.cache.jobs:
             self.queue.add(key)
+        for key in self.cache.inference_services:
+            self.queue.add(INFERENCE_PREFIX + key)
         self.queue.add(SCHEDULE_KEY)
         self.queue.add(POOLS_KEY)
         log.info(
@@ -105,6 +122,7 @@ class Operator:
         self._tasks += [
             asyncio.create_task(self.queue.run_timers(), name="corral-timers"),
             asyncio.create_task(self._work(), name="corral-worker"),
+            asyncio.create_task(self.inference.run_ticks(), name="corral-autoscaler"),
         ]
 
     async def stop(self) -> None:
@@ -112,6 +130,7 @@ class Operator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.inference.metrics.close()
         await self.api.close()
 
     @property
@@ -165,6 +184,8 @@ class Operator:
             self._pools_pending = False
             await self.pools.sync()
             self._update_job_gauge()
+        elif key.startswith(INFERENCE_PREFIX):
+            await self.inference.reconcile(key.removeprefix(INFERENCE_PREFIX))
         else:
             await self.jobs.reconcile(key)
 
@@ -284,11 +305,19 @@ def _route_job(op: Operator, change: Change) -> None:
 
 
 def _route_service(op: Operator, change: Change) -> None:
-    if change.new is None:  # someone deleted a rendezvous Service: its job ensures it again
-        job = (((change.old or {}).get("metadata") or {}).get("labels") or {}).get("corral.dev/job")
-        namespace = ((change.old or {}).get("metadata") or {}).get("namespace")
-        if job and namespace:
-            op.queue.add(f"{namespace}/{job}")
+    if change.new is None:  # someone deleted a Service Corral made: its owner ensures it again
+        owner = controller_uid(change.old or {})
+        if owner is not None and owner in op.cache.by_uid:
+            op.queue.add(op.cache.by_uid[owner])
+
+
+def _route_inference(op: Operator, change: Change) -> None:
+    if change.new is None:
+        op.inference.forget(change.key)
+        op.schedule_pass()
+        op.mark_pools()
+        return
+    op.queue.add(INFERENCE_PREFIX + change.key)
 
 
 def _ignore(op: Operator, change: Change) -> None:
@@ -300,6 +329,7 @@ ROUTES: dict[str, Callable[[Operator, Change], None]] = {
     "Pod": _route_pod,
     "GPUPool": _route_pool,
     "TrainingJob": _route_job,
+    "InferenceService": _route_inference,
     "Service": _route_service,
 }
 

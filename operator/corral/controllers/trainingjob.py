@@ -184,14 +184,7 @@ class TrainingJobController:
         )
         decision = Decision(status)
         decision.add(Emit("Warning", "InvalidSpec", problem))
-        meta = obj.get("metadata") or {}
-        target = Target(
-            obj=obj,
-            kind="TrainingJob",
-            status_path=custom_path(
-                "trainingjobs", meta.get("namespace"), meta.get("name"), "status"
-            ),
-        )
+        target = Target.status_of(obj, "TrainingJob", "trainingjobs")
         try:
             await self.op.executor.execute(target, decision.actions)
         except Gone:

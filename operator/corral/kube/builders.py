@@ -36,6 +36,36 @@ def owner_reference(api_version: str, kind: str, name: str, uid: str) -> dict[st
     }
 
 
+def place_on(
+    pod_spec: dict[str, Any],
+    node: str,
+    resource_name: str,
+    devices: int,
+    pool_tolerations: list[Toleration],
+) -> None:
+    """Make a pod Corral placed: its devices on the first container (the trainer or server, by
+    convention, as in Kubeflow), the pool's tolerations, a required affinity to `node`, and the
+    placement gate (nothing binds before Corral has counted the pod)."""
+    resources = pod_spec["containers"][0].setdefault("resources", {})
+    resources.setdefault("limits", {})[resource_name] = str(devices)
+    resources.setdefault("requests", {})[resource_name] = str(devices)
+    pod_spec["tolerations"] = [
+        *(pod_spec.get("tolerations") or []),
+        *(t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in pool_tolerations),
+    ]
+    pod_spec["affinity"] = {
+        **(pod_spec.get("affinity") or {}),
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+                ]
+            }
+        },
+    }
+    pod_spec["schedulingGates"] = [{"name": PLACEMENT_GATE}]
+
+
 def _launcher_env(
     job: str, spec: TrainingJobSpec, index: int, attempt: int
 ) -> list[dict[str, Any]]:
@@ -88,29 +118,9 @@ def worker_pod(
     env = _launcher_env(job, spec, index, attempt)
     if resume_from:
         env.append({"name": "CORRAL_RESUME_FROM", "value": resume_from})
-    for position, container in enumerate(pod_spec["containers"]):
+    for container in pod_spec["containers"]:
         container["env"] = [*(container.get("env") or []), *env]
-        if position == 0:
-            # The devices go to the first container, the trainer by convention (as in Kubeflow).
-            resources = container.setdefault("resources", {})
-            count = str(spec.accelerators_per_worker)
-            resources.setdefault("limits", {})[resource_name] = count
-            resources.setdefault("requests", {})[resource_name] = count
-    pod_spec["tolerations"] = [
-        *(pod_spec.get("tolerations") or []),
-        *(t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in pool_tolerations),
-    ]
-    pod_spec["affinity"] = {
-        **(pod_spec.get("affinity") or {}),
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
-                ]
-            }
-        },
-    }
-    pod_spec["schedulingGates"] = [{"name": PLACEMENT_GATE}]
+    place_on(pod_spec, node, resource_name, spec.accelerators_per_worker, pool_tolerations)
     pod_spec["hostname"] = worker_hostname(index)
     pod_spec["subdomain"] = service_name(job)
     pod_spec["restartPolicy"] = "Never"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from corral.api.meta import Toleration
-from corral.api.selection import ALL_CAPACITY_TYPES, CapacityType
+from corral.api.selection import ALL_CAPACITY_TYPES, CapacityType, WorkloadSelection
 from corral.api.template import pod_spec, template_node_selector, template_tolerations
 from corral.api.trainingjob import Objective, TrainingJob
 from corral.fleet.demand import WorkerDemand
@@ -72,27 +73,49 @@ class PlacementRequest:
         )
 
     @classmethod
+    def of_workload(
+        cls,
+        key: str,
+        selection: WorkloadSelection,
+        template: dict[str, Any],
+        *,
+        workers: int,
+        devices_per_worker: int,
+        **more: Any,
+    ) -> PlacementRequest:
+        """A gang of `workers` pods of `template`, where a workload's selection fields allow
+        (shared by TrainingJob gangs and InferenceService replicas, a gang of one)."""
+        requests = pod_requests(pod_spec(template))
+        return cls(
+            key=key,
+            workers=workers,
+            devices_per_worker=devices_per_worker,
+            cpu_millis_per_worker=requests.get(CPU, 0),
+            memory_bytes_per_worker=requests.get(MEMORY, 0),
+            tolerations=template_tolerations(template),
+            node_selector=template_node_selector(template),
+            pools=tuple(selection.pools),
+            accelerator_types=tuple(selection.accelerator.types),
+            min_memory_gib=selection.accelerator.min_memory_gib,
+            capacity_types=tuple(selection.capacity.types),
+            capacity_prefer=selection.capacity.prefer,
+            jurisdictions=tuple(selection.residency.jurisdictions),
+            regions=tuple(selection.residency.regions),
+            **more,
+        )
+
+    @classmethod
     def from_training_job(cls, job: TrainingJob) -> PlacementRequest:
         """The gang of a TrainingJob. The model has validated the template (tolerations,
         nodeSelector, quantities), so this cannot fail for a parsed job."""
         spec = job.spec
-        requests = pod_requests(pod_spec(spec.template))
         meta = job.metadata
-        return cls(
-            key=f"{meta.namespace or 'default'}/{meta.name or ''}",
+        return cls.of_workload(
+            f"{meta.namespace or 'default'}/{meta.name or ''}",
+            spec,
+            spec.template,
             workers=spec.workers,
             devices_per_worker=spec.accelerators_per_worker,
-            cpu_millis_per_worker=requests.get(CPU, 0),
-            memory_bytes_per_worker=requests.get(MEMORY, 0),
-            tolerations=template_tolerations(spec.template),
-            node_selector=template_node_selector(spec.template),
-            pools=tuple(spec.pools),
-            accelerator_types=tuple(spec.accelerator.types),
-            min_memory_gib=spec.accelerator.min_memory_gib,
-            capacity_types=tuple(spec.capacity.types),
-            capacity_prefer=spec.capacity.prefer,
-            jurisdictions=tuple(spec.residency.jurisdictions),
-            regions=tuple(spec.residency.regions),
             required_level=spec.topology.required,
             preferred_level=spec.topology.preferred,
             objective=spec.placement_objective,

@@ -1,0 +1,400 @@
+"""InferenceService controller: read the service and its replicas, ask the autoscaler, execute.
+
+No decisions here: the autoscaler (`corral.autoscaling`) sizes, the lifecycle
+(`corral.inference.lifecycle`) places and rolls replicas and writes the status. This module
+runs the metrics loop — every `tick_seconds`, each autoscaled service's metrics are read
+concurrently (outside the one worker, so a slow Prometheus never delays a placement) and fed to
+the autoscaler; the service's key is then marked — and executes the lifecycle's actions.
+
+Autoscaler state lives in memory: after a restart the model is learned again and no scale-down
+happens before a full window of fresh metrics (see docs/inference.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from corral.api import InvalidObject, parse_object
+from corral.api.conditions import set_condition
+from corral.api.inferenceservice import (
+    InferenceService,
+    InferenceServiceStatus,
+    PrometheusSource,
+)
+from corral.api.names import replica_pod_name
+from corral.autoscaling.autoscaler import AutoscalerState, Verdict, tick
+from corral.autoscaling.autoscaler import Decision as ScalingDecision
+from corral.autoscaling.observation import Replicas
+from corral.autoscaling.policy import Policy, policy_of
+from corral.controllers.executor import Blocked, Gone, PodRejected, Target
+from corral.inference.lifecycle import PodAge, ServiceView, Sizing, fixed, reconcile
+from corral.inference.placement import replica_request
+from corral.inference.replicas import ReplicaPod, revision_of
+from corral.kube import replicas as builders
+from corral.kube.rest import custom_path
+from corral.scheduling.actions import CreateWorker, Decision, Emit
+from corral.sources.metrics import MetricsSource
+from corral.sources.metrics import Target as MetricsTarget
+from corral.sources.prometheus import PrometheusMetrics
+
+if TYPE_CHECKING:
+    from corral.controllers.runtime import Operator
+
+log = logging.getLogger("corral.inferenceservice")
+
+Obj = dict[str, Any]
+KEY_PREFIX = "cis:"
+"""Work-queue keys of InferenceServices (TrainingJob keys are plain namespace/name)."""
+TICK_SECONDS = 15.0
+FIGURE_REFRESH_SECONDS = 60.0
+"""Latency figures in status are refreshed at most this often unless something else changed."""
+
+
+@dataclass
+class Scaling:
+    """What the controller keeps per autoscaled service between ticks (memory only)."""
+
+    state: AutoscalerState = field(default_factory=AutoscalerState)
+    decision: ScalingDecision | None = None
+    current: int | None = None
+    """The count the autoscaler last decided (what its next decision starts from)."""
+    ready: int | None = None
+    ready_since: float | None = None
+    figures_at: float | None = None
+
+
+class InferenceServiceController:
+    def __init__(
+        self,
+        operator: Operator,
+        metrics: MetricsSource | None = None,
+        tick_seconds: float = TICK_SECONDS,
+        default_prometheus: str | None = None,
+    ):
+        self.op = operator
+        self.metrics: MetricsSource = metrics or PrometheusMetrics()
+        self.tick_seconds = tick_seconds
+        self.default_prometheus = default_prometheus
+        self.scaling: dict[str, Scaling] = {}
+        self._blocked: dict[str, str] = {}
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def view(self, key: str) -> tuple[Obj, ServiceView | str] | None:
+        obj = self.op.cache.inference_services.get(key)
+        if obj is None:
+            return None
+        try:
+            parsed = parse_object(obj, expect="InferenceService")
+        except InvalidObject as exc:
+            return obj, str(exc)
+        except Exception as exc:  # a parser bug must not stop the others
+            return obj, f"the object could not be read ({type(exc).__name__}: {exc})"
+        assert isinstance(parsed, InferenceService)
+        meta = parsed.metadata
+        return obj, ServiceView(
+            namespace=meta.namespace or "",
+            name=meta.name or "",
+            uid=meta.uid or "",
+            generation=meta.generation or 0,
+            spec=parsed.spec,
+            status=parsed.status or InferenceServiceStatus(),
+        )
+
+    def pods(self, view: ServiceView) -> tuple[list[ReplicaPod], PodAge]:
+        now = self.op.clock.now()
+        found, ages = [], {}
+        for pod in self.op.cache.owned_pods(view.uid):
+            replica = ReplicaPod.from_pod(pod)
+            if replica is None:
+                continue
+            found.append(replica)
+            created = _time((pod.get("metadata") or {}).get("creationTimestamp"))
+            if created is not None:
+                ages[replica.name] = (now - created).total_seconds()
+        return found, PodAge(ages)
+
+    def source(self, view: ServiceView) -> PrometheusSource | None:
+        autoscaling = view.spec.autoscaling
+        if autoscaling is not None and autoscaling.metrics is not None:
+            return autoscaling.metrics.prometheus
+        if self.default_prometheus:
+            return PrometheusSource(url=self.default_prometheus)
+        return None
+
+    # -- the metrics loop -----------------------------------------------------------------------
+
+    async def run_ticks(self) -> None:
+        while True:
+            await self.op.clock.sleep(self.tick_seconds)
+            try:
+                await self.tick_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad tick must not end the loop
+                log.exception("autoscaler tick failed")
+
+    async def tick_all(self) -> None:
+        keys = [k for k in self.op.cache.inference_services if self._autoscaled(k)]
+        await asyncio.gather(*(self.tick_one(key) for key in keys))
+
+    def _autoscaled(self, key: str) -> bool:
+        found = self.view(key)
+        return (
+            found is not None
+            and not isinstance(found[1], str)
+            and found[1].spec.replicas is None
+            and found[1].spec.autoscaling is not None
+        )
+
+    async def tick_one(self, key: str) -> None:
+        found = self.view(key)
+        if found is None or isinstance(found[1], str):
+            return
+        view = found[1]
+        autoscaling = view.spec.autoscaling
+        if view.spec.replicas is not None or autoscaling is None:
+            return
+        policy = policy_of(autoscaling)
+        scaling = self.scaling.setdefault(key, Scaling())
+        pods, _ = self.pods(view)
+        live = [p for p in pods if p.live]
+        ready = sum(1 for p in live if p.ready)
+        mono = self.op.clock.monotonic()
+        if scaling.ready != ready:
+            scaling.ready, scaling.ready_since = ready, mono
+        current = scaling.current if scaling.current is not None else _start(view, live, policy)
+        source = self.source(view)
+        if source is None:
+            scaling.decision = _no_source(current, policy)
+            scaling.current = scaling.decision.replicas
+            self.op.queue.add(KEY_PREFIX + key)
+            return
+        target = MetricsTarget(
+            namespace=view.namespace,
+            name=view.name,
+            pods=tuple(sorted(p.name for p in pods if not p.gated)),
+            replicas=Replicas(ready, sum(1 for p in live if not p.ready), scaling.ready_since),
+            source=source,
+            objectives=tuple(autoscaling.all_objectives()),
+        )
+        observation = await self.metrics.observe(target, mono)
+        if self.view(key) is None:
+            return  # deleted while its metrics were read
+        decision, scaling.state = tick(scaling.state, observation, policy, current)
+        scaling.decision = decision
+        scaling.current = decision.replicas
+        self.op.queue.add(KEY_PREFIX + key)
+
+    # -- reconciling ----------------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> None:
+        found = self.view(key)
+        if found is None:
+            self.forget(key)
+            return
+        obj, view = found
+        if isinstance(view, str):
+            await self._refuse_invalid(obj, view)
+            return
+        pods, ages = self.pods(view)
+        sizing = self._sizing(key, view, pods)
+        owner = KEY_PREFIX + key
+        ledger = self.op.cache.ledger
+        ledger.forget(owner, [name for _, name in ledger.assumed(owner)])
+        mono = self.op.clock.monotonic()
+        scaling = self.scaling.get(key)
+        refresh = scaling is not None and (
+            scaling.figures_at is None or mono - scaling.figures_at >= FIGURE_REFRESH_SECONDS
+        )
+        decision = reconcile(
+            view,
+            pods,
+            sizing,
+            self.op.cache.snapshot,
+            ledger,
+            owner,
+            self.op.clock.now(),
+            ages,
+            refresh,
+        )
+        try:
+            outcome = await self.op.executor.execute(self._target(obj, view), decision.actions)
+        except PodRejected as exc:
+            await self._report_rejected(obj, view, decision, str(exc))
+            return
+        except Gone:
+            return
+        except Blocked as exc:
+            if self._blocked.get(key) != str(exc):
+                self._blocked[key] = str(exc)
+                self.op.post_event(obj, "Warning", "Blocked", str(exc))
+            raise
+        self._blocked.pop(key, None)
+        if scaling is not None and outcome.status_written and refresh:
+            scaling.figures_at = mono
+        if outcome.requeue_after is not None:
+            self.op.queue.add_after(owner, outcome.requeue_after)
+        if outcome.wrote_pods:
+            self.op.queue.add(owner)
+            self.op.mark_pools()
+
+    def _sizing(self, key: str, view: ServiceView, pods: list[ReplicaPod]) -> Sizing:
+        spec = view.spec
+        if spec.replicas is not None:
+            scaling = self.scaling.get(key)
+            if scaling is not None:
+                # Sizing resumes from what then runs, with a fresh scale-down window; what was
+                # learned of the service stays (it is the same service).
+                scaling.decision, scaling.current = None, None
+                scaling.state = AutoscalerState(model=scaling.state.model)
+            return fixed(spec.replicas)
+        assert spec.autoscaling is not None
+        policy = policy_of(spec.autoscaling)
+        scaling = self.scaling.setdefault(key, Scaling())
+        decision = scaling.decision
+        if decision is None:
+            live = [p for p in pods if p.live]
+            start = scaling.current if scaling.current is not None else _start(view, live, policy)
+            scaling.current = start
+            waiting = Verdict(None, "WaitingForMetrics", "the first metrics are being read")
+            return Sizing(
+                start,
+                f"starting at {start} (min {policy.floor}) until the first metrics",
+                waiting,
+                Verdict(False, "WithinBounds", "the recommendation is within bounds"),
+                Verdict(None, "NoObservations", "no requests observed yet"),
+            )
+        return Sizing(
+            decision.replicas,
+            decision.reason,
+            decision.active,
+            decision.limited,
+            decision.slo_met,
+            decision,
+        )
+
+    def _target(self, obj: Obj, view: ServiceView) -> Target:
+        revision = revision_of(view.spec)
+        request = replica_request(view.key, view.spec)
+
+        def replica(action: CreateWorker) -> tuple[Obj, dict[str, int]] | None:
+            name = replica_pod_name(view.name, revision, action.index)
+            pool_name = self.op.cache.snapshot.pool_of(action.node)
+            pool = self.op.cluster.pool(pool_name) if pool_name else None
+            if pool is None:
+                self.op.cache.ledger.forget(KEY_PREFIX + view.key, [name])
+                return None  # its node left the pool: the next reconcile places it again
+            pod = builders.replica_pod(
+                namespace=view.namespace,
+                service=view.name,
+                uid=view.uid,
+                spec=view.spec,
+                revision=revision,
+                slot=action.index,
+                node=action.node,
+                pool=pool_name or "",
+                resource_name=pool.spec.resource_name,
+                pool_tolerations=pool.spec.tolerations,
+            )
+            return pod, request.worker_requests(pool.spec.resource_name)
+
+        def service() -> Obj:
+            return builders.inference_service(
+                namespace=view.namespace, service=view.name, uid=view.uid, port=view.spec.port
+            )
+
+        return Target(
+            obj=obj,
+            kind="InferenceService",
+            status_path=custom_path("inferenceservices", view.namespace, view.name, "status"),
+            ledger_owner=lambda attempt: KEY_PREFIX + view.key,
+            worker=replica,
+            service=service,
+        )
+
+    def forget(self, key: str) -> None:
+        self.scaling.pop(key, None)
+        self._blocked.pop(key, None)
+        self.op.cache.ledger.forget(KEY_PREFIX + key)
+
+    async def _refuse_invalid(self, obj: Obj, problem: str) -> None:
+        try:
+            status = InferenceServiceStatus.model_validate(obj.get("status") or {})
+        except Exception:
+            status = InferenceServiceStatus()
+        ready = next((c for c in status.conditions if c.type == "Ready"), None)
+        if ready is not None and ready.reason == "InvalidSpec" and ready.message == problem:
+            return
+        generation = (obj.get("metadata") or {}).get("generation")
+        status.observed_generation = generation if isinstance(generation, int) else None
+        status.conditions = set_condition(
+            status.conditions,
+            "Ready",
+            "False",
+            "InvalidSpec",
+            problem,
+            self.op.clock.now(),
+            status.observed_generation,
+        )
+        decision = Decision(status)
+        decision.add(Emit("Warning", "InvalidSpec", problem))
+        target = Target.status_of(obj, "InferenceService", "inferenceservices")
+        try:
+            await self.op.executor.execute(target, decision.actions)
+        except Gone:
+            return
+
+    async def _report_rejected(
+        self, obj: Obj, view: ServiceView, decision: Decision, message: str
+    ) -> None:
+        """The API server refused a replica (invalid template, Pod Security): say so, once."""
+        status = decision.status
+        assert isinstance(status, InferenceServiceStatus)
+        status.conditions = set_condition(
+            status.conditions,
+            "Ready",
+            "False",
+            "PodRejected",
+            message,
+            self.op.clock.now(),
+            view.generation,
+        )
+        rejected = Decision(status)
+        rejected.add(Emit("Warning", "PodRejected", message))
+        await self.op.executor.execute(self._target(obj, view), rejected.actions)
+        self.op.queue.add_after(KEY_PREFIX + view.key, 60.0)
+
+
+def _start(view: ServiceView, live: list[ReplicaPod], policy: Policy) -> int:
+    """The count to start from: what runs (or was decided) within bounds, at least the min."""
+    count = max(len(live), view.status.desired_replicas)
+    return max(policy.floor, min(policy.max_replicas, count))
+
+
+def _no_source(current: int, policy: Policy) -> ScalingDecision:
+    held = max(policy.floor, min(current, policy.max_replicas))
+    message = (
+        "no metrics source: set spec.autoscaling.metrics.prometheus (or run the operator with "
+        "--prometheus-url)"
+    )
+    return ScalingDecision(
+        held,
+        f"holding {held}: {message}",
+        Verdict(False, "NoMetricsSource", message),
+        Verdict(False, "WithinBounds", "the recommendation is within bounds"),
+        Verdict(None, "NoObservations", "no metrics source"),
+    )
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,334 @@
+"""The InferenceService lifecycle: replica pods toward the wanted count, and the status that says so.
+
+Corral owns the replica pods directly (no Deployment in between): each is created already
+placed — node affinity to the node the spread placement chose, the `corral.dev/node` annotation
+so the fleet snapshot counts it at once, and the placement gate — entered in the ledger before
+it exists, then ungated; kube-scheduler binds it. Pods are named `<service>-<revision>-<slot>`:
+slots 0..wanted-1 are kept, higher ones scaled away, and a template change rolls out like a
+Deployment with maxSurge 1 and maxUnavailable 0 (a replica of the new revision is made, and an
+old one goes only once enough replicas are ready). A restarted operator recomputes all of this
+from the pods it owns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from corral.api.conditions import set_condition
+from corral.api.inferenceservice import (
+    InferenceServiceSpec,
+    InferenceServiceStatus,
+    ObjectiveStatus,
+    ServiceModelStatus,
+)
+from corral.api.meta import ConditionStatus
+from corral.api.names import replica_pod_name, replica_selector
+from corral.autoscaling.autoscaler import Decision as ScalingDecision
+from corral.autoscaling.autoscaler import Verdict
+from corral.fleet.snapshot import FleetSnapshot
+from corral.inference.placement import place_replica, replica_request
+from corral.inference.replicas import ReplicaPod, revision_of
+from corral.placement import NoFit
+from corral.scheduling.actions import (
+    CreateWorker,
+    Decision,
+    DeletePod,
+    Emit,
+    EnsureService,
+    RequeueAfter,
+    Ungate,
+)
+from corral.scheduling.ledger import Ledger
+
+BIND_TIMEOUT_SECONDS = 120.0
+"""An ungated replica not bound by then (its node filled up meanwhile) is made again elsewhere."""
+RETRY_PLACEMENT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: InferenceServiceSpec
+    status: InferenceServiceStatus
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How many replicas, and who said so."""
+
+    replicas: int
+    reason: str
+    """Why this count (the last scaling reason when it changes)."""
+    active: Verdict
+    limited: Verdict
+    slo_met: Verdict
+    scaling: ScalingDecision | None = None
+    """The autoscaler's decision, for the figures (None: fixed size, or no tick yet)."""
+
+
+@dataclass(frozen=True)
+class PodAge:
+    """When each pod was created, in seconds before now (for the bind timeout)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def fixed(replicas: int) -> Sizing:
+    message = f"spec.replicas is {replicas}: the autoscaler stands aside; remove it to autoscale"
+    return Sizing(
+        replicas,
+        f"spec.replicas set to {replicas}",
+        Verdict(False, "FixedReplicas", message),
+        Verdict(False, "FixedReplicas", "the size is fixed by spec.replicas"),
+        Verdict(None, "FixedReplicas", "no objectives are evaluated while the size is fixed"),
+    )
+
+
+def reconcile(
+    view: ServiceView,
+    pods: list[ReplicaPod],
+    sizing: Sizing,
+    snapshot: FleetSnapshot,
+    ledger: Ledger,
+    owner: str,
+    now: datetime,
+    ages: PodAge | None = None,
+    refresh_figures: bool = False,
+) -> Decision:
+    """The status and actions for one look at the service and its pods."""
+    spec = view.spec
+    revision = revision_of(spec)
+    wanted = sizing.replicas
+    ages = ages or PodAge()
+    decision = Decision(view.status)
+    decision.add(EnsureService())
+
+    ended = [p for p in pods if p.terminated and not p.deleting]
+    stuck = [
+        p
+        for p in pods
+        if p.live
+        and not p.gated
+        and p.node is None
+        and ages.seconds.get(p.name, 0.0) > BIND_TIMEOUT_SECONDS
+    ]
+    for pod in [*ended, *stuck]:
+        decision.add(DeletePod(pod.name, pod.uid))
+    gone = {p.name for p in [*ended, *stuck]}
+    live = [p for p in pods if p.live and p.name not in gone]
+    current = [p for p in live if p.revision == revision]
+    old = [p for p in live if p.revision != revision]
+
+    # Scale down: the slots above the count go (a replica's grace period is the pod's own).
+    surplus = [p for p in current if p.slot >= wanted]
+    for pod in surplus:
+        decision.add(DeletePod(pod.name, pod.uid))
+    kept = [p for p in current if p.slot < wanted]
+
+    # Replicas to make: every missing slot, at most one above the count while old ones remain.
+    have = {p.slot for p in kept}
+    missing = [slot for slot in range(wanted) if slot not in have]
+    room = len(missing) if not old else max(0, wanted + 1 - len(kept) - len(old))
+    peers = [p.where for p in [*kept, *old] if p.where is not None]
+    request = replica_request(view.key, spec)
+    blocked: str | None = None
+    present = {p.name for p in pods}
+    for slot in missing[:room]:
+        name = replica_pod_name(view.name, revision, slot)
+        if name in present:
+            continue  # its previous pod of that name is still going away
+        placed = place_replica(snapshot, request, peers, wanted)
+        if isinstance(placed, NoFit):
+            blocked = placed.reason
+            break
+        pool, node = placed
+        view_of_pool = snapshot.pools[pool]
+        ledger.assume(
+            owner, view.namespace, {name: node}, request.worker_requests(view_of_pool.resource_name)
+        )
+        decision.add(CreateWorker(slot, 0, node), Ungate(name))
+        peers.append(node)
+    for pod in kept:
+        if pod.gated and pod.planned_node is not None:
+            decision.add(Ungate(pod.name))  # made before a restart, never ungated
+
+    # Rollout: an old replica goes once the count is ready without it.
+    ready_current = sum(1 for p in kept if p.ready)
+    spare = ready_current + sum(1 for p in old if p.ready) - wanted
+    for pod in sorted(old, key=lambda p: (p.ready, p.slot)):
+        if not pod.ready or spare > 0 or ready_current >= wanted:
+            decision.add(DeletePod(pod.name, pod.uid))
+            spare -= 1 if pod.ready else 0
+
+    if blocked is not None:
+        decision.add(RequeueAfter(RETRY_PLACEMENT_SECONDS))
+    decision.status = _status(
+        view, live, kept, old, sizing, blocked, now, refresh_figures, len(surplus)
+    )
+    changed_size = view.status.desired_replicas != wanted
+    if changed_size and view.status.observed_generation is not None:
+        decision.add(
+            Emit("Normal", "Scaled", f"{view.status.desired_replicas} -> {wanted}: {sizing.reason}")
+        )
+    if blocked is not None and not _blocked_before(view.status, blocked):
+        decision.add(Emit("Warning", "Unschedulable", blocked))
+    return decision
+
+
+def _blocked_before(status: InferenceServiceStatus, reason: str) -> bool:
+    ready = next((c for c in status.conditions if c.type == "Ready"), None)
+    return ready is not None and ready.reason == "Unschedulable" and ready.message == reason
+
+
+def _status(
+    view: ServiceView,
+    live: list[ReplicaPod],
+    kept: list[ReplicaPod],
+    old: list[ReplicaPod],
+    sizing: Sizing,
+    blocked: str | None,
+    now: datetime,
+    refresh_figures: bool,
+    leaving: int,
+) -> InferenceServiceStatus:
+    previous = view.status
+    status = previous.model_copy(deep=True)
+    generation = view.generation
+    wanted = sizing.replicas
+    ready = sum(1 for p in live if p.ready)
+    status.observed_generation = generation
+    status.replicas = len(live)
+    status.ready_replicas = ready
+    status.desired_replicas = wanted
+    status.selector = replica_selector(view.name)
+    if previous.desired_replicas != wanted or previous.last_scale_reason is None:
+        status.last_scale_time = now
+        status.last_scale_reason = sizing.reason
+
+    conditions = status.conditions
+    ready_current = sum(1 for p in kept if p.ready)
+    if blocked is not None:
+        readiness: tuple[ConditionStatus, str, str] = (
+            "False",
+            "Unschedulable",
+            blocked,
+        )
+    elif old:
+        readiness = (
+            "False",
+            "RollingOut",
+            f"{ready_current} of {wanted} replicas of the new template ready; {len(old)} old to go",
+        )
+    elif ready_current < wanted:
+        readiness = ("False", "ReplicasStarting", f"{ready_current} of {wanted} replicas ready")
+    elif leaving:
+        readiness = ("True", "ScalingDown", f"{wanted} ready; {leaving} replica(s) leaving")
+    else:
+        readiness = ("True", "ReplicasReady", f"{ready} of {wanted} replicas ready")
+    conditions = set_condition(conditions, "Ready", *readiness, now, generation)
+    for type_, verdict in (
+        ("ScalingActive", sizing.active),
+        ("ScalingLimited", sizing.limited),
+        ("SLOMet", sizing.slo_met),
+    ):
+        if type_ == "ScalingLimited" and blocked is not None:
+            verdict = Verdict(True, "InsufficientCapacity", blocked)
+        conditions = set_condition(
+            conditions,
+            type_,
+            _condition(verdict.status),
+            verdict.reason,
+            verdict.message,
+            now,
+            generation,
+        )
+    status.conditions = conditions
+
+    # Latency figures move every tick: written when something else changed, or when due.
+    visible = _without_figures(status) != _without_figures(previous)
+    if sizing.scaling is not None and (refresh_figures or visible or previous.model is None):
+        _figures(status, sizing.scaling)
+    elif sizing.scaling is None:
+        _clear_figures(status)
+    return status
+
+
+def _condition(value: bool | None) -> ConditionStatus:
+    return "Unknown" if value is None else ("True" if value else "False")
+
+
+def _without_figures(status: InferenceServiceStatus) -> dict[str, object]:
+    wire = status.model_dump(mode="json", exclude_none=True)
+    for key in (
+        "objectives",
+        "model",
+        "observed_latency_ms",
+        "target_latency_ms",
+        "slo_attainment",
+    ):
+        wire.pop(key, None)
+    wire["conditions"] = [
+        {k: v for k, v in c.items() if k not in ("message", "last_transition_time")}
+        for c in wire.get("conditions", [])
+    ]
+    return wire
+
+
+def _figures(status: InferenceServiceStatus, scaling: ScalingDecision) -> None:
+    reports = scaling.objectives
+    status.objectives = [
+        ObjectiveStatus(
+            name=r.name,
+            percentile=r.percentile,
+            target_latency_ms=_ms(r.target) or 0.0,
+            observed_latency_ms=_ms(r.observed),
+            predicted_latency_ms=_ms(r.predicted),
+            attainment=None if r.attainment is None else round(r.attainment, 4),
+            met=r.met,
+        )
+        for r in reports
+    ]
+    judged = [r for r in reports if r.observed is not None]
+    if judged:
+        closest = max(judged, key=lambda r: (r.observed or 0.0) / r.target)
+        status.observed_latency_ms = _ms(closest.observed)
+        status.target_latency_ms = _ms(closest.target)
+        status.slo_attainment = None if closest.attainment is None else round(closest.attainment, 4)
+    else:
+        status.observed_latency_ms = None
+        status.target_latency_ms = None
+        status.slo_attainment = None
+    status.model = ServiceModelStatus(
+        arrival_rate=_round(scaling.arrival_rate),
+        forecast_rate=_round(scaling.forecast_rate),
+        service_time_ms=_ms(scaling.service_time),
+        service_time_scv=_round(scaling.service_scv),
+        correction=_round(scaling.correction),
+    )
+
+
+def _clear_figures(status: InferenceServiceStatus) -> None:
+    status.objectives = []
+    status.model = None
+    status.observed_latency_ms = None
+    status.target_latency_ms = None
+    status.slo_attainment = None
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else _round(seconds * 1000)
+
+
+def _round(value: float | None) -> float | None:
+    """Three significant digits: what a person reads, and fewer writes of noise."""
+    if value is None:
+        return None
+    return float(f"{value:.3g}")

@@ -1,0 +1,296 @@
+"""The InferenceService controller against the in-memory API, on a fake clock, counting requests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tests.autoscaling.builders import load
+from tests.controllers.harness import Harness
+from tests.controllers.test_operator import assert_never_overcommitted, gang
+from tests.inference.builders import service
+
+from corral.autoscaling.observation import Observation
+from corral.fleet.testing import node, pool
+from corral.sources.metrics import FakeMetrics, Target
+
+Obj = dict[str, Any]
+Scenario = Callable[[Harness], Awaitable[None]]
+
+
+class Traffic:
+    """What the fake Prometheus answers: requests/s now, or down."""
+
+    def __init__(self, rate: float = 0.5):
+        self.rate = rate
+
+    def answer(self, target: Target, now: float) -> Observation:
+        return load(rate=self.rate, mean_service=0.5).replicas(target.replicas.ready).build(at=now)
+
+
+def fleet(hosts: int = 4, gpus: int = 8, zones: int = 1) -> Harness:
+    return Harness(
+        nodes=[
+            node(f"h{i}").zone(f"z{i % zones}").label("pool", "p").gpus(gpus) for i in range(hosts)
+        ],
+        pools=[pool("p").select(pool="p")],
+    )
+
+
+def run(scenario: Scenario, h: Harness | None = None, traffic: Traffic | None = None) -> Harness:
+    harness = h or fleet()
+    fake = FakeMetrics(answer=(traffic or Traffic()).answer)
+
+    async def main() -> None:
+        async with harness.running():
+            assert harness.operator is not None
+            harness.operator.inference.metrics = fake
+            await scenario(harness)
+
+    asyncio.run(main())
+    return harness
+
+
+def cis(h: Harness, name: str = "chat") -> Obj:
+    found = h.api.obj(f"/apis/corral.dev/v1alpha1/namespaces/default/inferenceservices/{name}")
+    assert found is not None
+    return found
+
+
+def status(h: Harness, name: str = "chat") -> Obj:
+    return dict(cis(h, name).get("status") or {})
+
+
+def condition(h: Harness, type_: str, name: str = "chat") -> Obj:
+    return next(c for c in status(h, name).get("conditions", []) if c["type"] == type_)
+
+
+def replicas(h: Harness, name: str = "chat") -> list[Obj]:
+    uid = cis(h, name)["metadata"]["uid"]
+    return sorted(
+        (
+            p
+            for p in h.pods()
+            if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])
+            and not p["metadata"].get("deletionTimestamp")
+        ),
+        key=lambda p: p["metadata"]["name"],
+    )
+
+
+async def serve(h: Harness, seconds: float = 0.0, step: float = 1.0) -> None:
+    """Converge, marking every running replica Ready (kwok's pod-ready stage), for `seconds`."""
+    elapsed = -step
+    while elapsed < seconds:
+        await h.converge()
+        for pod in h.pods():
+            state = pod.get("status") or {}
+            conditions = state.get("conditions") or []
+            if state.get("phase") == "Running" and not any(
+                c["type"] == "Ready" for c in conditions
+            ):
+                state["conditions"] = [*conditions, {"type": "Ready", "status": "True"}]
+                h.api.put(pod)
+        await h.converge()
+        elapsed += step
+        if elapsed < seconds:
+            h.clock.advance(step)
+    h.api.finish_deletions()
+    await h.converge()
+
+
+def test_fixed_replicas_are_placed_on_different_hosts_and_served() -> None:
+    async def scenario(h: Harness) -> None:
+        h.api.put(service("chat").replicas(2).dict())
+        await serve(h)
+        pods = replicas(h)
+        assert next(p["metadata"]["name"] for p in pods).startswith("chat-")
+        assert len({p["spec"]["nodeName"] for p in pods}) == 2
+        assert all(not p["spec"].get("schedulingGates") for p in pods)
+        st = status(h)
+        assert (st["replicas"], st["readyReplicas"], st["desiredReplicas"]) == (2, 2, 2)
+        assert st["selector"] == "corral.dev/inference=chat"
+        assert condition(h, "Ready")["status"] == "True"
+        assert condition(h, "ScalingActive")["reason"] == "FixedReplicas"
+        assert h.api.requests[("POST", "pods")] == 2
+        assert h.api.requests[("PATCH", "pods")] == 2  # one ungate each, nothing else
+        assert h.api.requests[("POST", "services")] == 1
+        svc = h.api.obj("/api/v1/namespaces/default/services/chat")
+        assert svc is not None and svc["spec"]["selector"] == {"corral.dev/inference": "chat"}
+
+    run(scenario)
+
+
+def test_a_reconcile_of_an_unchanged_service_writes_nothing() -> None:
+    async def scenario(h: Harness) -> None:
+        h.api.put(service("chat").replicas(2).dict())
+        await serve(h, 5)
+        before = h.api.writes()
+        assert h.operator is not None
+        for _ in range(5):
+            await h.operator.inference.reconcile("default/chat")
+        assert h.api.writes() == before
+
+    run(scenario)
+
+
+def test_autoscaled_service_grows_with_load_and_says_why() -> None:
+    traffic = Traffic(rate=0.5)
+
+    async def scenario(h: Harness) -> None:
+        h.api.put(service("chat").autoscaled(least=1, most=8).dict())
+        await serve(h, 90, step=5)
+        small = status(h)["desiredReplicas"]
+        traffic.rate = 8.0
+        await serve(h, 90, step=5)
+        st = status(h)
+        assert st["desiredReplicas"] > small
+        assert st["desiredReplicas"] <= 8
+        assert st["lastScaleReason"].startswith("ttft p99 <= 2s needs")
+        assert condition(h, "ScalingActive")["status"] == "True"
+        assert "Scaled" in h.reasons("chat")
+        assert len(replicas(h)) == st["desiredReplicas"]
+        assert st["model"]["arrivalRate"] == 8.0
+        assert st["objectives"][0]["name"] == "ttft"
+
+    run(scenario, traffic=traffic)
+
+
+def test_prometheus_down_holds_the_size_with_the_reason() -> None:
+    traffic = Traffic(rate=3.0)
+
+    async def scenario(h: Harness) -> None:
+        h.api.put(service("chat").autoscaled(least=1, most=8).dict())
+        await serve(h, 90, step=5)
+        size = status(h)["desiredReplicas"]
+        assert h.operator is not None
+        fake = h.operator.inference.metrics
+        assert isinstance(fake, FakeMetrics)
+        fake.down = "http://prometheus:9090/api/v1/query: ClientConnectorError"
+        traffic.rate = 0.0
+        await serve(h, 900, step=15)
+        assert status(h)["desiredReplicas"] == size
+        active = condition(h, "ScalingActive")
+        assert (active["status"], active["reason"]) == ("False", "MetricsUnavailable")
+        assert "ClientConnectorError" in active["message"]
+
+    run(scenario, traffic=traffic)
+
+
+def test_scale_subresource_fixes_the_size_and_removing_it_resumes_autoscaling() -> None:
+    async def scenario(h: Harness) -> None:
+        h.api.put(service("chat").autoscaled(least=1, most=8).dict())
+        await serve(h, 90, step=5)
+        fixed = service("chat").autoscaled(least=1, most=8).replicas(3).dict()
+        fixed["metadata"] = cis(h)["metadata"]
+        h.api.put(fixed)
+        await serve(h, 30, step=5)
+        assert status(h)["desiredReplicas"] == 3 and len(replicas(h)) == 3
+        assert condition(h, "ScalingActive")["reason"] == "FixedReplicas"
+        resumed = service("chat").autoscaled(least=1, most=8).dict()
+        resumed["metadata"] = cis(h)["metadata"]
+        h.api.put(resumed)
+        await serve(h, 30, step=5)
+        assert condition(h, "ScalingActive")["reason"] == "ValidMetrics"  # the model was kept
+        assert status(h)["desiredReplicas"] >= 1
+
+    run(scenario, traffic=Traffic(rate=0.5))
+
+
+def test_a_template_change_rolls_out_without_losing_ready_replicas() -> None:
+    async def scenario(h: Harness) -> None:
+        h.api.put(service("chat").replicas(3).dict())
+        await serve(h)
+        old = {p["metadata"]["name"] for p in replicas(h)}
+        changed = service("chat").replicas(3).image("vllm:v2").dict()
+        changed["metadata"] = cis(h)["metadata"]
+        h.api.put(changed)
+        lowest = 3
+        for _ in range(20):
+            await h.converge()
+            live = replicas(h)
+            lowest = min(lowest, sum(1 for p in live if _ready(p)))
+            assert len(live) <= 4  # surge of one
+            await serve(h)
+        new = {p["metadata"]["name"] for p in replicas(h)}
+        assert new.isdisjoint(old) and len(new) == 3
+        assert all(p["spec"]["containers"][0]["image"] == "vllm:v2" for p in replicas(h))
+        assert lowest >= 3  # maxUnavailable 0
+
+    run(scenario)
+
+
+def test_training_and_inference_sharing_one_pool_never_overcommit() -> None:
+    async def scenario(h: Harness) -> None:
+        h.api.put(gang("big", workers=2, gpus=8))
+        await serve(h)
+        assert h.phase("big") == "Running"
+        h.api.put(service("chat").replicas(4).gpus(4).dict())
+        await serve(h, 10)
+        assert_never_overcommitted(h)
+        placed = [p for p in replicas(h) if p["spec"].get("nodeName")]
+        assert len(placed) == 4  # on the two hosts the gang left, two each
+        assert {p["spec"]["nodeName"] for p in placed}.isdisjoint(
+            h.job("big")["status"]["placement"]["nodes"]
+        )
+        h.api.put(gang("more", workers=1, gpus=8))
+        await serve(h, 10)
+        assert_never_overcommitted(h)
+        assert h.phase("more") == "Queued"  # the pool is full: it waits, nothing is shared
+
+    run(scenario, fleet(hosts=4))
+
+
+def test_two_replicas_wait_for_a_second_host_rather_than_share_one() -> None:
+    async def scenario(h: Harness) -> None:
+        h.api.put(gang("big", workers=1, gpus=8))
+        await serve(h)
+        h.api.put(service("chat").replicas(2).gpus(2).dict())
+        await serve(h, 5)
+        placed = [p for p in replicas(h) if p["spec"].get("nodeName")]
+        assert len(placed) == 1
+        ready = condition(h, "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "Unschedulable")
+        assert "already holds every other replica" in ready["message"]
+        assert condition(h, "ScalingLimited")["reason"] == "InsufficientCapacity"
+
+    run(scenario, fleet(hosts=2))
+
+
+def test_steady_autoscaled_service_writes_figures_at_most_once_a_minute() -> None:
+    async def scenario(h: Harness) -> None:
+        h.api.put(service("chat").autoscaled(least=2, most=8).dict())
+        await serve(h, 120, step=5)
+        before = dict(h.api.requests)
+        await serve(h, 600, step=15)
+        delta = {
+            k: v - before.get(k, 0) for k, v in h.api.requests.items() if v != before.get(k, 0)
+        }
+        writes = {k: v for k, v in delta.items() if k[0] in ("POST", "PATCH", "PUT", "DELETE")}
+        assert set(writes) <= {("PATCH", "inferenceservices/status")}, writes
+        assert writes.get(("PATCH", "inferenceservices/status"), 0) <= 11
+
+    run(scenario, traffic=Traffic(rate=1.5))
+
+
+def test_an_invalid_spec_is_reported_once() -> None:
+    async def scenario(h: Harness) -> None:
+        bad = service("chat").replicas(1).dict()
+        bad["spec"]["acceleratorsPerReplica"] = 0
+        h.api.put(bad)
+        await serve(h, 30, step=5)
+        ready = condition(h, "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+        assert "acceleratorsPerReplica" in ready["message"]
+        assert h.api.requests[("PATCH", "inferenceservices/status")] == 1
+        assert h.pods() == []
+
+    run(scenario)
+
+
+def _ready(pod: Obj) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
