@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -262,6 +264,13 @@ def test_operator_killed_mid_placement_converges_without_duplicates(
     first = start_operator()
     jobs.create(training_job("crashy", namespace).workers(16).gpus(2).pool(pool).obj())
     wait_for(lambda: KILL_POINTS[kill_point](jobs), timeout=60, interval=0.01, message=kill_point)
+    # Freeze the operator at once, check the kill point really is mid-placement, then kill it.
+    os.kill(first.process.pid, signal.SIGSTOP)
+    frozen = jobs.pods("crashy")
+    assert KILL_POINTS[kill_point](jobs), f"{kill_point} no longer holds at kill time"
+    assert len(frozen) < 16 or any(p["spec"].get("schedulingGates") for p in frozen), (
+        f"{kill_point}: the gang was already complete and ungated when the operator was killed"
+    )
     first.process.kill()
     start_operator()
     jobs.wait_phase("crashy", "Running", timeout=90)

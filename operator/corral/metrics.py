@@ -14,7 +14,8 @@ POOL_DEVICES = Gauge(
 )
 POOL_FRAGMENTATION = Gauge(
     "corral_pool_fragmentation",
-    "1 - largest placeable gang / free devices of a GPUPool (0 = unfragmented).",
+    "1 - free devices on wholly free nodes / free devices of a GPUPool: the share of free "
+    "devices a gang of whole-node workers cannot use (0 = unfragmented or nothing free).",
     ["pool"],
     registry=REGISTRY,
 )

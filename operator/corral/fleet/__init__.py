@@ -4,7 +4,7 @@ objects and GPUPool specs, updated incrementally; pure (no API client, no clock)
 from corral.fleet.capacity import capacity_type_from_labels
 from corral.fleet.default_pool import DEFAULT_POOL, default_pool
 from corral.fleet.demand import WorkerDemand
-from corral.fleet.objects import NODE_ANNOTATION, NodeRecord, PodRecord
+from corral.fleet.objects import NodeRecord, PodRecord
 from corral.fleet.pool import CapacityIndex, PoolView
 from corral.fleet.snapshot import FleetSnapshot
 from corral.fleet.status import pool_status, view_status
@@ -12,7 +12,6 @@ from corral.fleet.topology import Domain, Topology
 
 __all__ = [
     "DEFAULT_POOL",
-    "NODE_ANNOTATION",
     "CapacityIndex",
     "Domain",
     "FleetSnapshot",

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.api.names import NODE_ANNOTATION
 from corral.fleet.fields import (
     InvalidFleetObject,
     boolean,
@@ -17,9 +18,6 @@ from corral.fleet.fields import (
     string_map,
 )
 from corral.fleet.resources import Amounts, offered, pod_requests
-
-NODE_ANNOTATION = "corral.dev/node"
-"""On Corral's gated worker pods: the node the solver assigned (counted before the pod binds)."""
 
 HARD_TAINT_EFFECTS = ("NoSchedule", "NoExecute")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")

@@ -14,8 +14,8 @@ import copy
 from typing import Any
 
 from corral.api.gpupool import DEFAULT_LEVELS, HOSTNAME_LEVEL, GPUPool
+from corral.api.names import NODE_ANNOTATION
 from corral.api.trainingjob import TrainingJob
-from corral.fleet.objects import NODE_ANNOTATION
 
 ZONE = "topology.kubernetes.io/zone"
 BLOCK = "network.corral.dev/block"
