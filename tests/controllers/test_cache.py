@@ -154,3 +154,17 @@ def test_only_what_is_read_is_cached() -> None:
     }
     assert kept["status"] == {"phase": "Running", "containerStatuses": [{"name": "c", "state": {}}]}
     assert pod_obj["spec"]["volumes"]  # the input is left alone
+
+
+def test_the_late_answer_of_a_delete_never_brings_the_object_back() -> None:
+    cache = ClusterCache()
+    worker = with_rv(pod("w", "ns").assumed("h1").gpus(8).obj(), "1")
+    worker["metadata"]["uid"] = "u-old"
+    cache.apply("Pod", "ADDED", worker, "watch")
+    gone = with_rv(dict(worker, metadata={**worker["metadata"], "deletionTimestamp": "t"}), "7")
+    cache.apply("Pod", "DELETED", gone, "watch")
+    assert cache.apply("Pod", "MODIFIED", gone, "write") is None
+    assert "ns/w" not in cache.pods and ("ns", "w") not in cache.snapshot.pods
+    reborn = with_rv(pod("w", "ns").assumed("h1").gpus(8).obj(), "9")
+    reborn["metadata"]["uid"] = "u-new"  # a new pod of that name is another object
+    assert cache.apply("Pod", "ADDED", reborn, "write") is not None

@@ -345,6 +345,27 @@ def test_a_service_of_the_same_name_owned_by_someone_else_blocks_with_an_event()
     run(scenario)
 
 
+def test_a_gang_never_bound_is_replaced_whole_and_its_devices_are_freed() -> None:
+    """Unbound workers are deleted at once; the answer of such a delete must not bring the pod
+    back into the cache after its DELETED event (a phantom holding devices for good)."""
+
+    async def scenario(h: Harness) -> None:
+        body = job("u").workers(2).gpus(8).dict()
+        body["spec"]["placementTimeoutSeconds"] = 3
+        body["spec"]["template"]["spec"]["schedulerName"] = "no-such-scheduler"
+        h.api.put(body)
+        await h.run_for(5)  # placed at 1 s, not bound by 4 s
+        assert h.job("u")["status"]["attempt"] == 1
+        await h.run_for(6)  # the 5 s backoff, then placed again on the same two hosts
+        status = h.job("u")["status"]
+        assert status["attempt"] == 1 and status.get("placement"), status
+        assert names(h.job_pods("u")) == ["u-w0-r1", "u-w1-r1"]
+        assert h.operator is not None
+        assert sorted(h.operator.cache.pods) == ["default/u-w0-r1", "default/u-w1-r1"]
+
+    run(scenario, fleet(hosts=2))
+
+
 # -- crash safety -----------------------------------------------------------------------------
 
 

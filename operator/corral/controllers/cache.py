@@ -47,6 +47,11 @@ def _rv(obj: Obj | None) -> str | None:
     return ((obj or {}).get("metadata") or {}).get("resourceVersion")
 
 
+def _uid(obj: Obj | None) -> str | None:
+    uid = ((obj or {}).get("metadata") or {}).get("uid")
+    return str(uid) if uid else None
+
+
 def controller_uid(obj: Obj) -> str | None:
     """UID of the object's controller ownerReference (what ownership is decided by)."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
@@ -148,6 +153,10 @@ class ClusterCache:
         self._pending: dict[tuple[str, str], str] = {}
         """(kind, key) -> resourceVersion of the operator's own write not yet echoed."""
         self._recent: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._tombstones: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        """(kind, key) -> UID of an object recently seen deleted: the late answer of a write to
+        that same object (an immediate pod deletion's answer arrives after its DELETED event)
+        must not bring it back."""
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -194,6 +203,10 @@ class ClusterCache:
         if type_ == "DELETED":
             self._pending.pop((kind, key), None)
             old = store.pop(key, None)
+            gone_uid = _uid(old) or _uid(obj)
+            self._tombstones[(kind, key)] = gone_uid
+            if len(self._tombstones) > RECENT_VERSIONS:
+                self._tombstones.popitem(last=False)
             if old is None:
                 return None
             self._index(kind, key, old, None)
@@ -204,6 +217,10 @@ class ClusterCache:
         if source == "write":
             if rv is None or (kind, key, rv) in self._recent or _rv(old) == rv:
                 return None  # the watch was faster: what is stored is as new or newer
+            if old is None and (kind, key) in self._tombstones:
+                gone_uid = self._tombstones[(kind, key)]
+                if gone_uid is None or gone_uid == _uid(obj):
+                    return None  # its DELETED came first: the object is gone
             self._pending[(kind, key)] = rv
         elif source == "watch":
             if rv is not None:

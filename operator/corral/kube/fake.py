@@ -375,6 +375,8 @@ class FakeAPI:
             spec = pod.get("spec") or {}
             if spec.get("nodeName") or spec.get("schedulingGates") or _terminating(pod):
                 continue
+            if spec.get("schedulerName", "default-scheduler") != "default-scheduler":
+                continue  # another scheduler's pod (one that may never come)
             target = _required_node(spec)
             node = nodes.get(("", target)) if target else None
             why = None
@@ -572,8 +574,13 @@ class FakeAPI:
                 30 if grace_seconds is None else grace_seconds
             )
             return await self._written("DELETE", p, self._store(p, updated, "MODIFIED"))
-        gone = copy.deepcopy(current)
-        self._delete_now(p.key, okey)
+        gone = self._delete_now(p.key, okey)
+        assert gone is not None
+        if p.resource == "pods":
+            # As the API server answers an immediate pod deletion: the object of the DELETED
+            # event (its final resourceVersion), marked deleted.
+            gone["metadata"]["deletionTimestamp"] = format_time(self.clock())
+            gone["metadata"]["deletionGracePeriodSeconds"] = 0
         return await self._written("DELETE", p, gone)
 
     async def watch(
@@ -679,10 +686,10 @@ class FakeAPI:
         self._emit(rv, p.key, kind, obj)
         return obj
 
-    def _delete_now(self, key: ResourceKey, okey: ObjectKey) -> None:
+    def _delete_now(self, key: ResourceKey, okey: ObjectKey) -> Obj | None:
         obj = self.objects.get(key, {}).pop(okey, None)
         if obj is None:
-            return
+            return None
         rv = next(self._rv)
         self._last_rv = rv
         gone = copy.deepcopy(obj)
@@ -694,6 +701,7 @@ class FakeAPI:
                 owners = _meta(dependent).get("ownerReferences") or []
                 if any(ref.get("uid") == uid for ref in owners):
                     self._delete_now(dep_key, dep_okey)
+        return gone
 
     def _emit(self, rv: int, key: ResourceKey, kind: str, obj: Obj) -> None:
         event = {"type": kind, "object": copy.deepcopy(obj)}
