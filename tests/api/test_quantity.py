@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from corral.api.duration import format_duration, parse_duration
 from corral.api.quantity import MAX_QUANTITY, QuantityError, format_quantity, parse_quantity
 
 SUFFIXES = ["", "n", "u", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
@@ -131,3 +132,22 @@ def test_order_is_numeric(a: str, b: str) -> None:
     # The order of parsed values agrees with the order of exact decimal arithmetic.
     assert (parse_quantity(a) < parse_quantity(b)) == (exact(a) < exact(b))
     assert (parse_quantity(a) == parse_quantity(b)) == (exact(a) == exact(b))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), ("2d", 172800), ("45", 45)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5 minutes", "1h-3m", "m", "-5"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@given(st.integers(min_value=1, max_value=10**7))
+def test_duration_round_trip(seconds: int) -> None:
+    assert parse_duration(format_duration(seconds)) == seconds
