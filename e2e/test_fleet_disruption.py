@@ -27,15 +27,6 @@ pytestmark = pytest.mark.skipif(
     reason="deletes and recreates nodes of the local fleet; CORRAL_KUBECONFIG points elsewhere",
 )
 
-READ_AS = {
-    "aws": "aws-nth",
-    "karpenter": "karpenter",
-    "gke": "gke",
-    "aks": "aks",
-    "kubelet": "kubelet",
-    "corral": "corral",
-}
-
 
 def _fleet_file() -> Path:
     path = Path(os.environ.get("CORRAL_E2E_FLEET") or REPO / "e2e" / "fleets" / "tiny.yaml")
@@ -102,7 +93,7 @@ def _noticed_as(cluster: Cluster, node: str, source: str) -> bool:
     if body is None:
         return False
     found = notices.node_notices(body)
-    return any(x.source == READ_AS[source] for x in found.notices) and not found.problems
+    return any(x.source == interrupt.READ_AS[source] for x in found.notices) and not found.problems
 
 
 def test_each_source_signal_is_read_as_that_source_then_reclaimed(

@@ -35,6 +35,32 @@ JOBS = Gauge("corral_jobs", "TrainingJobs by phase.", ["phase"], registry=REGIST
 JOB_RESTARTS = Counter(
     "corral_job_restarts_total", "Gang restarts of TrainingJobs.", ["namespace"], registry=REGISTRY
 )
+INTERRUPTIONS = Counter(
+    "corral_interruptions_total",
+    "Gang moves caused by the platform (notices, preemption, node loss), by pool and notice "
+    "source (node-failure when there was no notice); never counted as restarts.",
+    ["pool", "source"],
+    registry=REGISTRY,
+)
+CHECKPOINT_SECONDS = Histogram(
+    "corral_checkpoint_seconds",
+    "Time from a checkpoint request to the last worker's acknowledgement.",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 90, 120, 300, 600, 1800),
+    registry=REGISTRY,
+)
+RECOVERY_SECONDS = Histogram(
+    "corral_recovery_seconds",
+    "Time from a termination notice (or a node's loss) to every worker Running again: MTTR.",
+    buckets=(5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1800, 3600),
+    registry=REGISTRY,
+)
+LOST_WORK_SECONDS = Histogram(
+    "corral_lost_work_seconds",
+    "Work discarded by an interruption: time since the last complete checkpoint (0 when the "
+    "gang checkpointed on notice).",
+    buckets=(0, 1, 10, 60, 300, 900, 1800, 3600, 7200, 14400),
+    registry=REGISTRY,
+)
 DEVICE_HOURS = Counter(
     "corral_device_hours_total",
     "Device-hours consumed by Corral workloads.",

@@ -13,15 +13,6 @@ from tests.disruption.builders import T0, at, signal_node, worker_pod
 from corral.disruption import notices
 from corral.localfleet import interrupt
 
-READ_AS = {
-    "aws": ("aws-nth", "reclaim"),
-    "karpenter": ("karpenter", "reclaim"),
-    "gke": ("gke", "reclaim"),
-    "aks": ("aks", "reclaim"),
-    "kubelet": ("kubelet", "reclaim"),
-    "corral": ("corral", "reclaim"),
-}
-
 
 def _apply(node: dict[str, Any], found: interrupt.Signal) -> dict[str, Any]:
     """What the API server holds after the merge patches (enough of them for these keys)."""
@@ -45,7 +36,8 @@ def test_every_source_is_read_back_as_that_source(source: interrupt.SourceName) 
     after = _apply(node, found)
     signals = notices.node_notices(after)
     assert signals.problems == ()
-    assert [(n.source, n.kind) for n in signals.notices if not n.advisory] == [READ_AS[source]]
+    read = [(n.source, n.kind) for n in signals.notices if not n.advisory]
+    assert read == [(interrupt.READ_AS[source], "reclaim")]
     kept = [t["key"] for t in after["spec"].get("taints", [])]
     assert "dedicated" in kept  # the node's own taints stay
     if source == "corral":

@@ -303,6 +303,39 @@ class RequeueState(StatusModel):
     """Not placed again before this time."""
 
 
+RestartReason = Literal["SpotReclaimed", "Maintenance", "NodeFailure", "AppError"]
+
+
+class DisruptionStatus(StatusModel):
+    """The termination notice the gang is handling (checkpoint, then move): what was read, when
+    Corral first saw it, and by when the node goes."""
+
+    node: str
+    source: str
+    """Who set it: aws-nth, karpenter, gke, aks, kubelet, node-condition or corral."""
+    signal: str
+    """The exact key read, e.g. `taint aws-node-termination-handler/spot-itn`."""
+    reason: RestartReason
+    seen: Time
+    deadline: Time | None = None
+
+
+class RestartRecord(StatusModel):
+    """Why the gang last started again: an interruption (SpotReclaimed, Maintenance, NodeFailure;
+    counted in `interruptions`, never against maxRestarts) or a worker's own failure (AppError;
+    counted in `restarts`)."""
+
+    reason: RestartReason
+    time: Time
+    message: str
+    lost_work_seconds: float | None = None
+    """Work since the last complete checkpoint that the restart discards (when known)."""
+    since: Time | None = None
+    """When the notice was first seen (or the loss observed): recovery time counts from here."""
+    source: str | None = None
+    """The notice's source (aws-nth, karpenter, gke, aks, kubelet, node-condition, corral)."""
+
+
 class TrainingJobStatus(StatusModel):
     observed_generation: int | None = None
     phase: TrainingPhase = "Pending"
@@ -313,8 +346,13 @@ class TrainingJobStatus(StatusModel):
     placement: PlacementStatus | None = None
     workers: WorkerCounts = Field(default_factory=WorkerCounts)
     last_checkpoint: CheckpointRecord | None = None
+    disruption: DisruptionStatus | None = None
+    """The termination notice being handled, while the gang checkpoints before it moves."""
+    last_restart: RestartRecord | None = None
     interruptions: int = 0
+    """Gang moves caused by notices, preemption or node loss: never counted against maxRestarts."""
     restarts: int = 0
+    """Gang restarts after a worker's own failure (AppError), bounded by spec.maxRestarts."""
     device_hours: float = 0.0
     cost: float = 0.0
     currency: str | None = None

@@ -329,10 +329,19 @@ def capacity_view(node: Obj) -> tuple[Any, ...]:
         (c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"),
         None,
     )
+    # Termination notices also come as node conditions (the kubelet's shutdown message, the
+    # lifecycle conditions proposed upstream) and as Corral's deadline annotation.
+    conditions = tuple(
+        (c.get("type"), c.get("status"), c.get("message"))
+        for c in status.get("conditions") or []
+        if isinstance(c, dict)
+    )
     return (
         tuple(sorted((meta.get("labels") or {}).items())),
         spec.get("unschedulable"),
         repr(spec.get("taints")),
         repr(status.get("allocatable")),
         ready,
+        conditions,
+        (meta.get("annotations") or {}).get("corral.dev/terminating-deadline"),
     )

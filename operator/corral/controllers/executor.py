@@ -25,6 +25,7 @@ from corral.kube.patches import merge_patch
 from corral.kube.rest import ApiError, core_path, custom_path
 from corral.scheduling.actions import (
     Action,
+    AnnotatePod,
     CreateWorker,
     DeletePod,
     Emit,
@@ -140,6 +141,8 @@ class Executor:
         elif isinstance(action, Ungate):
             await self._ungate(target.namespace, action.name)
             outcome.wrote_pods = True
+        elif isinstance(action, AnnotatePod):
+            await self._annotate(target.namespace, action)
         else:  # pragma: no cover - every action type has a branch
             raise TypeError(f"no executor for {type(action).__name__}")
 
@@ -221,6 +224,18 @@ class Executor:
         except ApiError as exc:
             if exc.status in (404, 422):
                 return  # gone, or already ungated
+            raise
+        self.cache.apply("Pod", "MODIFIED", answer, "write")
+
+    async def _annotate(self, namespace: str, action: AnnotatePod) -> None:
+        try:
+            answer = await self.api.patch(
+                core_path("pods", namespace, action.name),
+                {"metadata": {"annotations": dict(action.annotations)}},
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return  # gone: the next reconcile sees it
             raise
         self.cache.apply("Pod", "MODIFIED", answer, "write")
 

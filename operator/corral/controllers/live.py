@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from corral.api import GPUPool, parse_object
 from corral.controllers.cache import ClusterCache
+from corral.disruption.notices import Notice, binding_notice
 from corral.fleet import FleetSnapshot
 from corral.scheduling.ledger import Ledger
 from corral.training.cluster import JobRecord, job_record
@@ -21,6 +22,7 @@ class LiveCluster:
         self.cache = cache
         self._jobs: dict[str, tuple[str | None, JobRecord]] = {}
         self._pools: dict[str, tuple[str | None, GPUPool | None]] = {}
+        self._notices: dict[str, tuple[str | None, Notice | None]] = {}
 
     @property
     def snapshot(self) -> FleetSnapshot:
@@ -46,6 +48,20 @@ class LiveCluster:
         pool = parsed if isinstance(parsed, GPUPool) else None
         self._pools[name] = (rv, pool)
         return pool
+
+    def node_notice(self, name: str) -> Notice | None:
+        """The binding termination notice on a node (parsed once per resourceVersion)."""
+        obj = self.cache.nodes.get(name)
+        if obj is None:
+            self._notices.pop(name, None)
+            return None
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        cached = self._notices.get(name)
+        if cached is not None and cached[0] == rv:
+            return cached[1]
+        found = binding_notice(obj)
+        self._notices[name] = (rv, found)
+        return found
 
     def training_job(self, key: str) -> JobRecord | None:
         obj = self.cache.jobs.get(key)

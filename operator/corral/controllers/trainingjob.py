@@ -17,6 +17,7 @@ from corral.api.conditions import set_condition
 from corral.api.names import worker_pod_name
 from corral.api.trainingjob import TrainingJobStatus
 from corral.controllers.executor import Blocked, Conflict, Gone, PodRejected, Target
+from corral.disruption.checkpoints import RequestId, resume_env
 from corral.kube import builders
 from corral.kube.rest import ApiError, custom_path
 from corral.placement import NoFit, Placement, PlacementRequest, place
@@ -67,7 +68,7 @@ class TrainingJobController:
                 pool=placement.pool if placement else "",
                 resource_name=pool.spec.resource_name,
                 pool_tolerations=pool.spec.tolerations,
-                resume_from=checkpoint.id if checkpoint else None,
+                resume_env=resume_env(checkpoint),
             )
             return pod, record.request.worker_requests(pool.spec.resource_name)
 
@@ -115,7 +116,9 @@ class TrainingJobController:
             cluster.pool(placement.pool) if placement else None,
             placement.nodes if placement else [],
         )
-        decision = reconcile(view, pods, now, cluster.snapshot.node_problem, price, refresh)
+        decision = reconcile(
+            view, pods, now, cluster.snapshot.node_problem, price, refresh, cluster.node_notice
+        )
         target = self.target(obj, record)
         try:
             outcome = await self.op.executor.execute(target, decision.actions)
@@ -131,6 +134,7 @@ class TrainingJobController:
         self._blocked.pop(key, None)
         if outcome.status_written:
             self._report_usage(view, decision.status)
+            _observe_disruption(view.status, decision.status, now)
         self.op.count_events(outcome.events, view.namespace)
         if outcome.wants_placement:
             self.op.schedule_pass()
@@ -273,6 +277,34 @@ def _timed_place(snapshot: Any, request: PlacementRequest) -> Placement | NoFit:
         return place(snapshot, request)
     finally:
         metrics.PLACEMENT_SECONDS.observe(time.perf_counter() - started)
+
+
+def _observe_disruption(before: TrainingJobStatus, after: Any, now: datetime) -> None:
+    """The disruption metrics, from what a status write changed (written once, counted once)."""
+    assert isinstance(after, TrainingJobStatus)
+    restart = after.last_restart
+    if after.interruptions > before.interruptions and restart is not None:
+        pool = before.placement.pool if before.placement else ""
+        metrics.INTERRUPTIONS.labels(pool=pool, source=restart.source or "node-failure").inc()
+        if restart.lost_work_seconds is not None:
+            metrics.LOST_WORK_SECONDS.observe(restart.lost_work_seconds)
+    checkpoint = after.last_checkpoint
+    if checkpoint is not None and (
+        before.last_checkpoint is None or before.last_checkpoint.id != checkpoint.id
+    ):
+        request = RequestId.parse(checkpoint.id)
+        if request is not None:
+            metrics.CHECKPOINT_SECONDS.observe(max(0.0, (now - request.time).total_seconds()))
+    if (
+        after.phase == "Running"
+        and before.phase != "Running"
+        and restart is not None
+        and restart.reason != "AppError"
+        and restart.since is not None
+        and after.interruptions > 0
+        and before.phase == "Recovering"
+    ):
+        metrics.RECOVERY_SECONDS.observe(max(0.0, (now - restart.since).total_seconds()))
 
 
 def _observe_queue_time(view: JobView, now: datetime) -> None:

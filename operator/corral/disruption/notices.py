@@ -465,6 +465,13 @@ def most_urgent(notices: Iterable[Notice], first_seen: datetime) -> Notice | Non
     return ranked[0] if ranked else None
 
 
+def binding_notice(node: Mapping[str, Any]) -> Notice | None:
+    """The notice a gang on this node must act on (checkpoint, then move): the most urgent
+    non-advisory one, or None."""
+    found = [n for n in node_notices(node).notices if not n.advisory]
+    return most_urgent(found, datetime.fromtimestamp(0, UTC)) if found else None
+
+
 def node_failure(node: Mapping[str, Any] | None) -> str | None:
     """Why a node is lost without notice (deleted, or NotReady without the kubelet's shutdown
     message): a failure, classified NodeFailure; None for a Ready node or one under notice."""

@@ -101,6 +101,7 @@ def worker_pod(
     resource_name: str,
     pool_tolerations: list[Toleration],
     resume_from: str | None = None,
+    resume_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Worker `index` of attempt `attempt`, pinned to `node`, gated until the gang exists."""
     template = copy.deepcopy(spec.template)
@@ -116,7 +117,10 @@ def worker_pod(
     }
     annotations = {**(meta.get("annotations") or {}), NODE_ANNOTATION: node}
     env = _launcher_env(job, spec, index, attempt)
-    if resume_from:
+    if resume_env:
+        # Where and from which step a restarted worker resumes (corral.disruption.checkpoints).
+        env.extend({"name": key, "value": value} for key, value in sorted(resume_env.items()))
+    elif resume_from:
         env.append({"name": "CORRAL_RESUME_FROM", "value": resume_from})
     for container in pod_spec["containers"]:
         container["env"] = [*(container.get("env") or []), *env]

@@ -24,6 +24,15 @@ from corral.localfleet import fleetfile, nodes
 
 SourceName = Literal["aws", "karpenter", "gke", "aks", "kubelet", "corral"]
 SOURCES: tuple[SourceName, ...] = ("aws", "karpenter", "gke", "aks", "kubelet", "corral")
+READ_AS: dict[SourceName, notices.Source] = {
+    "aws": "aws-nth",
+    "karpenter": "karpenter",
+    "gke": "gke",
+    "aks": "aks",
+    "kubelet": "kubelet",
+    "corral": "corral",
+}
+"""The `corral.disruption.notices` source each `--source` is read back as."""
 DETACHED = "detached"
 """kwok manages nodes annotated `kwok.x-k8s.io/node: fake`; a node shutting down is detached so
 kwok stops resetting its Ready condition."""

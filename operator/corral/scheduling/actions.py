@@ -58,6 +58,14 @@ class Ungate:
 
 
 @dataclass(frozen=True)
+class AnnotatePod:
+    """Merge annotations into a worker pod (the checkpoint request of corral.disruption)."""
+
+    name: str
+    annotations: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Emit:
     """A Kubernetes Event on the object (also logged)."""
 
@@ -86,6 +94,7 @@ Action = (
     | EnsureService
     | CreateWorker
     | Ungate
+    | AnnotatePod
     | Emit
     | WantsPlacement
     | RequeueAfter
@@ -98,6 +107,7 @@ ORDER: tuple[type, ...] = (
     EnsureService,  # the rendezvous name resolves before any worker starts
     CreateWorker,  # gated: nothing binds until the whole gang exists
     Ungate,
+    AnnotatePod,  # a checkpoint request: after the status that records why it was made
     Emit,  # events only after the writes they tell of succeeded
     WantsPlacement,
     RequeueAfter,

@@ -25,12 +25,14 @@ from corral.api.names import (
     WORKER_INDEX_LABEL,
     worker_pod_name,
 )
+from corral.disruption.notices import Notice, binding_notice
 from corral.fleet.objects import PodRecord
 from corral.fleet.resources import pod_requests
 from corral.fleet.snapshot import FleetSnapshot
 from corral.placement import Placement
 from corral.scheduling.actions import (
     Action,
+    AnnotatePod,
     CreateWorker,
     DeletePod,
     Emit,
@@ -63,6 +65,8 @@ class Recorded:
 
 class InMemoryCluster:
     def __init__(self, nodes: Iterable[Mapping[str, Any]], pools: Iterable[GPUPool]):
+        nodes = list(nodes)
+        self.nodes: dict[str, Mapping[str, Any]] = {n["metadata"]["name"]: n for n in nodes}
         self._snapshot = FleetSnapshot.build(nodes, [], pools)
         self._ledger = Ledger(self._snapshot)
         self._pools = {pool.metadata.name or "": pool for pool in pools}
@@ -86,6 +90,25 @@ class InMemoryCluster:
 
     def pool(self, name: str) -> GPUPool | None:
         return self._pools.get(name)
+
+    def node_notice(self, name: str) -> Notice | None:
+        node = self.nodes.get(name)
+        return binding_notice(node) if node is not None else None
+
+    def set_node(self, node: Mapping[str, Any]) -> None:
+        """A node appears or changes (a termination notice set on it, say)."""
+        self.nodes[node["metadata"]["name"]] = node
+        self._snapshot.upsert_node(node)
+        self._version += 1
+
+    def remove_node(self, name: str) -> None:
+        """The machine is gone: the node and its pods (as the pod GC does)."""
+        self.nodes.pop(name, None)
+        self._snapshot.remove_node(name)
+        for key, pod in list(self.pods.items()):
+            if pod["spec"].get("nodeName") == name:
+                self._remove_pod(key)
+        self._version += 1
 
     def training_job(self, key: str) -> JobRecord | None:
         obj = self.jobs.get(key)
@@ -191,7 +214,13 @@ class InMemoryCluster:
             placement.nodes if placement else [],
         )
         decision = reconcile(
-            view, self.job_pods(key), now, self._snapshot.node_problem, price, refresh_usage
+            view,
+            self.job_pods(key),
+            now,
+            self._snapshot.node_problem,
+            price,
+            refresh_usage,
+            self.node_notice,
         )
         actions = decision.actions
         self.apply(key, actions, now)
@@ -230,6 +259,13 @@ class InMemoryCluster:
                 if pod is not None and pod["spec"].get("schedulingGates"):
                     pod["spec"]["schedulingGates"] = []
                     self._touch(pod)
+            elif isinstance(action, AnnotatePod):
+                pod = self.pods.get(f"{obj['metadata']['namespace']}/{action.name}")
+                if pod is not None:
+                    annotations = pod["metadata"].setdefault("annotations", {})
+                    if any(annotations.get(k) != v for k, v in action.annotations):
+                        annotations.update(dict(action.annotations))
+                        self._touch(pod)
             elif isinstance(action, Emit):
                 self.recorded.events.append((key, action))
             elif isinstance(action, RequeueAfter):

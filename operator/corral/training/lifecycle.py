@@ -22,14 +22,20 @@ from datetime import datetime, timedelta
 from corral.api.conditions import set_condition
 from corral.api.meta import ConditionStatus
 from corral.api.trainingjob import (
+    DisruptionStatus,
     PlacementStatus,
     RequeueState,
+    RestartReason,
+    RestartRecord,
     TrainingJobSpec,
     TrainingJobStatus,
     TrainingPhase,
     WorkerCounts,
 )
+from corral.disruption import checkpoints
+from corral.disruption.notices import Notice
 from corral.scheduling.actions import (
+    AnnotatePod,
     CreateWorker,
     Decision,
     DeletePod,
@@ -40,12 +46,20 @@ from corral.scheduling.actions import (
     Ungate,
     WantsPlacement,
 )
+from corral.sdk.protocol import REQUESTED as CHECKPOINT_REQUESTED
 from corral.training import accounting
 from corral.training.accounting import Price
 from corral.training.pods import WorkerPod
 
 NodeProblem = Callable[[str], str | None]
 """Why a planned node can no longer take a worker (gone, NotReady, cordoned), or None."""
+NodeNotice = Callable[[str], Notice | None]
+"""The binding termination notice on a node (corral.disruption.notices), or None."""
+
+
+def _no_notice(_: str) -> Notice | None:
+    return None
+
 
 TERMINAL: tuple[TrainingPhase, ...] = ("Succeeded", "Failed")
 ACTIVE: tuple[TrainingPhase, ...] = ("Placing", "Running", "Checkpointing", "Recovering")
@@ -135,6 +149,7 @@ def reconcile(
     node_problem: NodeProblem,
     price: Price | None,
     refresh_usage: bool = False,
+    node_notice: NodeNotice = _no_notice,
 ) -> Decision:
     """The next step for one job. `pods` are the worker pods the job owns (by UID)."""
     step = _Step(job, now)
@@ -149,7 +164,7 @@ def reconcile(
         return step.decision
     live = accounting.live_device_hours(current, job.spec.accelerators_per_worker, now)
     phase, attempt = status.phase, status.attempt
-    _decide(step, current, live, node_problem, price)
+    _decide(step, current, live, node_problem, price, node_notice)
     if refresh_usage or status.phase != phase:
         # An attempt that ended was settled; the new one has used nothing yet. A job that just
         # finished keeps these figures for good.
@@ -163,6 +178,7 @@ def _decide(
     live: float,
     node_problem: NodeProblem,
     price: Price | None,
+    node_notice: NodeNotice = _no_notice,
 ) -> None:
     job, now = step.job, step.now
     spec, status = job.spec, step.status
@@ -208,7 +224,7 @@ def _decide(
             step.decision.add(WantsPlacement())
         return
 
-    _reconcile_placed(step, current, live, placement, node_problem, price)
+    _reconcile_placed(step, current, live, placement, node_problem, price, node_notice)
 
 
 def reject_pods(
@@ -263,19 +279,26 @@ def _reconcile_placed(
     placement: PlacementStatus,
     node_problem: NodeProblem,
     price: Price | None,
+    node_notice: NodeNotice = _no_notice,
 ) -> None:
     spec, status, now = step.job.spec, step.status, step.now
     decision = step.decision
     decision.add(EnsureService())
     alive = {pod.index: pod for pod in current if not pod.deleting}
+    running = status.phase in ("Running", "Checkpointing")
 
     failed = sorted((pod for pod in current if pod.phase == "Failed"), key=lambda p: p.index)
     if failed:
         first = failed[0]
+        interruption = _interruption_of(step, first, node_problem, node_notice)
+        if interruption is not None:
+            _interrupt(step, current, live, price, *interruption)
+            return
         why = f"worker {first.index} failed: {first.failure}"
         if status.restarts < spec.max_restarts:
             _end_attempt(step, current, live, price)
             status.restarts += 1
+            status.last_restart = RestartRecord(reason="AppError", time=now, message=why)
             step.phase("Recovering")
             step.enqueue()
             step.condition("Running", "False", "GangRestarting", why)
@@ -313,15 +336,39 @@ def _reconcile_placed(
         step.event("Normal", "Replaced", f"Re-placing the whole gang: {why}")
         return
 
-    # A planned node that went bad before its worker was bound invalidates the plan.
+    # A planned node that went bad before its worker was bound invalidates the plan; once the
+    # gang ran, a worker gone with its node is an interruption (the gang moves, no backoff).
     for index in range(spec.workers):
         pod = alive.get(index)
         if pod is not None and pod.node:
             continue
-        problem = node_problem(placement.nodes[index])
+        node = placement.nodes[index]
+        notice = node_notice(node)
+        problem = node_problem(node) or (notice.signal if notice is not None else None)
+        if problem and running:
+            reason = _reason_for(status, node, notice, "NodeFailure")
+            _interrupt(step, current, live, price, reason, f"worker {index} on {node}: {problem}")
+            return
         if problem:
             _replace(step, current, live, price, f"worker {index}: {problem}")
             return
+
+    if running and len(alive) == spec.workers and all(pod.node for pod in alive.values()):
+        noticed = [
+            (index, node, notice)
+            for index, node in enumerate(placement.nodes)
+            if (notice := node_notice(node)) is not None
+        ]
+        if noticed:
+            _on_notice(step, current, alive, live, price, noticed)
+            return
+        if status.disruption is not None:
+            # The notice was withdrawn (Karpenter could not replace the node, say): carry on.
+            step.event(
+                "Normal", "NoticeWithdrawn", f"the notice on {status.disruption.node} is gone"
+            )
+            status.disruption = None
+            step.phase("Running")
 
     missing = [index for index in range(spec.workers) if index not in alive]
     if missing:
@@ -374,6 +421,164 @@ def _reconcile_placed(
 
 def _index(pod: WorkerPod) -> int:
     return pod.index
+
+
+def _reason_for(
+    status: TrainingJobStatus, node: str | None, notice: Notice | None, default: RestartReason
+) -> RestartReason:
+    if status.disruption is not None and status.disruption.node == node:
+        return status.disruption.reason
+    if notice is not None:
+        return notice.restart_class
+    return default
+
+
+def _interruption_of(
+    step: _Step, pod: WorkerPod, node_problem: NodeProblem, node_notice: NodeNotice
+) -> tuple[RestartReason, str] | None:
+    """A failed worker that was taken by the platform (its node noticed, lost, or the pod marked
+    DisruptionTarget) is an interruption, not an application error."""
+    node = pod.node or pod.planned_node
+    notice = node_notice(node) if node else None
+    if pod.disruption is not None:
+        reason = _reason_for(step.status, node, notice, "Maintenance")
+        return (
+            reason,
+            f"worker {pod.index} on {node}: terminated by the platform ({pod.disruption})",
+        )
+    if notice is not None or (
+        step.status.disruption is not None and step.status.disruption.node == node
+    ):
+        reason = _reason_for(step.status, node, notice, "Maintenance")
+        signal = notice.signal if notice is not None else step.status.disruption.signal  # type: ignore[union-attr]
+        return reason, f"worker {pod.index} on {node}: {signal}"
+    problem = node_problem(node) if node else None
+    if problem:
+        return "NodeFailure", f"worker {pod.index} on {node}: {problem}"
+    return None
+
+
+def _on_notice(
+    step: _Step,
+    current: Sequence[WorkerPod],
+    alive: dict[int, WorkerPod],
+    live: float,
+    price: Price | None,
+    noticed: list[tuple[int, str, Notice]],
+) -> None:
+    """A node of the running gang got a termination notice: checkpoint (bounded by the notice),
+    then move the gang from the newest complete checkpoint."""
+    spec, status, now = step.job.spec, step.status, step.now
+    nodes = {node for _, node, _ in noticed}
+    disruption = status.disruption
+    if disruption is None or disruption.node not in nodes:
+        _, node, notice = min(
+            noticed, key=lambda item: (item[2].deadline_after(now) or now, item[0])
+        )
+        disruption = DisruptionStatus(
+            node=node,
+            source=notice.source,
+            signal=notice.signal,
+            reason=notice.restart_class,
+            seen=now,
+            deadline=notice.deadline_after(now),
+        )
+        status.disruption = disruption
+        workers = sorted(i for i, n, _ in noticed)
+        until = f" by {disruption.deadline:%H:%M:%S}" if disruption.deadline else ""
+        step.event(
+            "Warning",
+            "TerminationNotice",
+            f"{node} goes{until} ({notice.signal}, {notice.source}); worker(s) "
+            f"{', '.join(map(str, workers))} affected; checkpointing before the gang moves",
+        )
+    why = f"{disruption.node}: {disruption.signal}"
+    saved = False
+    if spec.checkpoint.on_interruption and spec.checkpoint.hook.annotation is not None:
+        views = [
+            checkpoints.WorkerView(pod.name, pod.index, pod.checkpoint, pod.pod_ip)
+            for pod in sorted(alive.values(), key=_index)
+        ]
+        plan = checkpoints.plan(
+            spec.checkpoint,
+            views,
+            status.last_checkpoint,
+            now=now,
+            running_since=status.start_time,
+            notice_seen=disruption.seen,
+            notice_deadline=disruption.deadline,
+        )
+        status.last_checkpoint = plan.last_checkpoint
+        if plan.request is not None:
+            request = ((CHECKPOINT_REQUESTED, str(plan.request)),)
+            step.decision.add(*(AnnotatePod(name, request) for name in plan.annotate))
+        if plan.waiting and plan.wait_until is not None:
+            if status.phase != "Checkpointing":
+                step.phase("Checkpointing")
+            step.decision.add(RequeueAfter(max(0.5, (plan.wait_until - now).total_seconds())))
+            return
+        if plan.timed_out:
+            why += (
+                f"; worker(s) {', '.join(plan.missing)} did not acknowledge checkpoint "
+                f"{plan.request} in time"
+            )
+        else:
+            saved = True  # every worker acknowledged the notice's checkpoint
+    last = status.last_checkpoint
+    since = (last.time if last is not None else None) or status.start_time
+    lost = 0.0 if saved else (max(0.0, (now - since).total_seconds()) if since else None)
+    _interrupt(
+        step, current, live, price, disruption.reason, why, lost, disruption.seen, disruption.source
+    )
+
+
+def _interrupt(
+    step: _Step,
+    current: Sequence[WorkerPod],
+    live: float,
+    price: Price | None,
+    reason: RestartReason,
+    message: str,
+    lost_work_seconds: float | None = None,
+    since: datetime | None = None,
+    source: str | None = None,
+) -> None:
+    """The gang moves because of the platform: counted in `interruptions`, never against
+    maxRestarts; it is placed again at once (no backoff), resuming from lastCheckpoint."""
+    status, now = step.status, step.now
+    _end_attempt(step, current, live, price)
+    status.interruptions += 1
+    if lost_work_seconds is None and reason != "AppError":
+        last = status.last_checkpoint
+        since_save = (last.time if last is not None else None) or status.start_time
+        lost_work_seconds = max(0.0, (now - since_save).total_seconds()) if since_save else None
+    status.last_restart = RestartRecord(
+        reason=reason,
+        time=now,
+        message=message,
+        lost_work_seconds=lost_work_seconds,
+        since=since or now,
+        source=source or (status.disruption.source if status.disruption else None),
+    )
+    status.disruption = None
+    status.requeue_state = None
+    step.phase("Recovering")
+    step.enqueue()
+    step.condition("Running", "False", reason, message)
+    step.condition("Placed", "False", "Interrupted", message)
+    last = status.last_checkpoint
+    resume = (
+        f"resuming from checkpoint {last.id} (step {last.step})"
+        if last is not None
+        else "no checkpoint yet: starting over"
+    )
+    lost = f"; {lost_work_seconds:.0f}s of work lost" if lost_work_seconds else ""
+    step.event(
+        "Warning",
+        reason,
+        f"Interruption {status.interruptions} ({reason}): {message}; re-placing the gang, "
+        f"{resume}{lost} (interruptions do not count against maxRestarts)",
+    )
 
 
 def admit(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from corral.api.names import NODE_ANNOTATION, PLACEMENT_GATE, RESTART_LABEL, WORKER_INDEX_LABEL
+
+CHECKPOINT_PREFIX = "corral.dev/checkpoint-"
 
 
 def _time(value: Any) -> datetime | None:
@@ -37,6 +39,12 @@ class WorkerPod:
     finish_time: datetime | None
     failure: str | None
     """Why the worker failed, in words (`exit code 1 (Error)`), when it did."""
+    checkpoint: dict[str, str] = field(default_factory=dict)
+    """The pod's `corral.dev/checkpoint-*` annotations (the checkpoint protocol)."""
+    disruption: str | None = None
+    """The reason of a `DisruptionTarget=True` condition: the pod is being terminated by the
+    platform (preemption, eviction, node shutdown), not failing on its own."""
+    pod_ip: str | None = None
 
     @property
     def terminated(self) -> bool:
@@ -69,6 +77,17 @@ class WorkerPod:
                         f"container {container.get('name')} exited with code {code} ({reason})"
                     )
         phase = status.get("phase") or "Pending"
+        annotations = meta.get("annotations") or {}
+        disruption = next(
+            (
+                str(c.get("reason") or "unknown reason")
+                for c in status.get("conditions") or []
+                if isinstance(c, dict)
+                and c.get("type") == "DisruptionTarget"
+                and c.get("status") == "True"
+            ),
+            None,
+        )
         if phase == "Failed" and failure is None:
             failure = status.get("message") or status.get("reason") or "the pod failed"
         return cls(
@@ -78,10 +97,17 @@ class WorkerPod:
             restart=restart,
             phase=phase,
             node=spec.get("nodeName") or None,
-            planned_node=(meta.get("annotations") or {}).get(NODE_ANNOTATION),
+            planned_node=annotations.get(NODE_ANNOTATION),
             gated=PLACEMENT_GATE in gates,
             deleting=bool(meta.get("deletionTimestamp")),
             start_time=_time(status.get("startTime")),
             finish_time=finish,
             failure=failure,
+            checkpoint={
+                str(k): str(v)
+                for k, v in annotations.items()
+                if str(k).startswith(CHECKPOINT_PREFIX)
+            },
+            disruption=disruption,
+            pod_ip=status.get("podIP"),
         )
