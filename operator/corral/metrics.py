@@ -61,16 +61,30 @@ LOST_WORK_SECONDS = Histogram(
     buckets=(0, 1, 10, 60, 300, 900, 1800, 3600, 7200, 14400),
     registry=REGISTRY,
 )
+USAGE_LABELS = ["namespace", "team", "pool", "capacity_type"]
+"""Who pays (namespace, the `corral.dev/team` label) and what for (pool, capacity type)."""
 DEVICE_HOURS = Counter(
     "corral_device_hours_total",
     "Device-hours consumed by Corral workloads.",
-    ["namespace", "pool"],
+    USAGE_LABELS,
     registry=REGISTRY,
 )
 COST = Counter(
     "corral_cost_total",
-    "Cost of device-hours consumed, at the pool's price.",
-    ["namespace", "pool", "currency"],
+    "Cost of device-hours consumed, at the pool's price for the node's capacity type.",
+    [*USAGE_LABELS, "currency"],
+    registry=REGISTRY,
+)
+ENERGY_KWH = Counter(
+    "corral_energy_kwh_total",
+    "Energy of device-hours consumed: board watts x utilisation x PUE of the pool (kWh).",
+    USAGE_LABELS,
+    registry=REGISTRY,
+)
+CARBON_GRAMS = Counter(
+    "corral_carbon_grams_total",
+    "gCO2e of that energy at the pool's carbon intensity (hourly when it has a schedule).",
+    USAGE_LABELS,
     registry=REGISTRY,
 )
 STATUS_WRITES = Counter(

@@ -37,8 +37,8 @@ def register(subparsers: Any) -> None:
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="how often a running job's deviceHours and cost are brought up to date in its "
-        "status (default 60; also at every phase change)",
+        help="how often a running job's deviceHours, cost, energyKWh and carbonGrams are brought "
+        "up to date in its status (default 60; also at every phase change)",
     )
     parser.add_argument(
         "--prometheus-url",

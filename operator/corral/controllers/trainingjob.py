@@ -17,6 +17,8 @@ from corral.api.conditions import set_condition
 from corral.api.names import worker_pod_name
 from corral.api.trainingjob import TrainingJobStatus
 from corral.controllers.executor import Blocked, Conflict, Gone, PodRejected, Target
+from corral.cost.chargeback import split_by_capacity_type, team_of
+from corral.cost.charges import Charge
 from corral.disruption.checkpoints import RequestId, resume_env
 from corral.kube import builders
 from corral.kube.rest import ApiError, custom_path
@@ -40,7 +42,7 @@ class TrainingJobController:
         self.op = operator
         self._usage_due: dict[str, float] = {}
         """Job key -> monotonic time its usage is next brought up to date."""
-        self._reported_usage: dict[str, tuple[float, float]] = {}
+        self._reported_usage: dict[str, Charge] = {}
         self._blocked: dict[str, str] = {}
         """Job key -> what blocks it, already told in an event."""
 
@@ -251,24 +253,47 @@ class TrainingJobController:
     # -- metrics ----------------------------------------------------------------------------------
 
     def _report_usage(self, view: JobView, status: Any) -> None:
-        """Advance the usage counters by what grew since last seen (first sight is the baseline)."""
+        """Advance the usage counters by what grew since last seen (first sight is the baseline),
+        labelled by namespace, team (`corral.dev/team`), pool and the capacity type of the
+        workers' nodes."""
         assert isinstance(status, TrainingJobStatus)
-        pool = (
-            status.placement.pool
-            if status.placement
-            else (view.status.placement.pool if view.status.placement else "")
-        )
+        placement = view.status.placement or status.placement
+        now = Charge(status.device_hours, status.cost, status.energy_kwh, status.carbon_grams)
         last = self._reported_usage.get(view.key)
-        self._reported_usage[view.key] = (status.device_hours, status.cost)
-        if last is None or not pool:
+        self._reported_usage[view.key] = now
+        if last is None or placement is None:
             return
-        hours, cost = status.device_hours - last[0], status.cost - last[1]
-        if hours > 0:
-            metrics.DEVICE_HOURS.labels(namespace=view.namespace, pool=pool).inc(hours)
-        if cost > 0:
-            metrics.COST.labels(
-                namespace=view.namespace, pool=pool, currency=status.currency or "USD"
-            ).inc(cost)
+        grown = Charge(
+            now.device_hours - last.device_hours,
+            now.cost - last.cost,
+            now.energy_kwh - last.energy_kwh,
+            now.carbon_grams - last.carbon_grams,
+        )
+        if grown.device_hours <= 0:
+            return
+        pool = self.op.cluster.pool(placement.pool)
+        snapshot = self.op.cluster.snapshot
+        workers: list[tuple[str, float]] = []
+        for node in placement.nodes:
+            kind = snapshot.capacity_type_of(node) or "on-demand"
+            workers.append((kind, pool.spec.pricing.per_device_hour(kind) if pool else 0.0))
+        obj = self.op.cache.jobs.get(view.key) or {}
+        team = team_of((obj.get("metadata") or {}).get("labels"))
+        currency = status.currency or "USD"
+        for capacity_type, part in split_by_capacity_type(grown, workers).items():
+            labels = {
+                "namespace": view.namespace,
+                "team": team,
+                "pool": placement.pool,
+                "capacity_type": capacity_type,
+            }
+            metrics.DEVICE_HOURS.labels(**labels).inc(part.device_hours)
+            if part.cost > 0:
+                metrics.COST.labels(**labels, currency=currency).inc(part.cost)
+            if part.energy_kwh > 0:
+                metrics.ENERGY_KWH.labels(**labels).inc(part.energy_kwh)
+            if part.carbon_grams > 0:
+                metrics.CARBON_GRAMS.labels(**labels).inc(part.carbon_grams)
 
 
 def _timed_place(snapshot: Any, request: PlacementRequest) -> Placement | NoFit:

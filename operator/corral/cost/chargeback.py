@@ -28,6 +28,31 @@ class ChargeKey:
 DIMENSIONS = tuple(f.name for f in fields(ChargeKey))
 
 
+def split_by_capacity_type(
+    charge: Charge, workers: Iterable[tuple[str, float]]
+) -> dict[str, Charge]:
+    """A gang's usage shared out over the capacity types of its workers' nodes (`workers`: one
+    (capacity type, price per device-hour) per worker): device-hours, energy and carbon by the
+    share of workers, cost by the share of what they are priced at."""
+    counts: dict[str, int] = {}
+    priced: dict[str, float] = {}
+    for capacity_type, price in workers:
+        counts[capacity_type] = counts.get(capacity_type, 0) + 1
+        priced[capacity_type] = priced.get(capacity_type, 0.0) + price
+    total, total_price = sum(counts.values()), sum(priced.values())
+    if not total:
+        return {}
+    return {
+        kind: Charge(
+            device_hours=charge.device_hours * count / total,
+            cost=charge.cost * (priced[kind] / total_price if total_price else count / total),
+            energy_kwh=charge.energy_kwh * count / total,
+            carbon_grams=charge.carbon_grams * count / total,
+        )
+        for kind, count in sorted(counts.items())
+    }
+
+
 class Chargeback:
     """A table of charges by `ChargeKey`, and its roll-ups."""
 

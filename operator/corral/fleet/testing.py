@@ -226,6 +226,22 @@ class PoolBuilder:
         self._spec["carbon"] = {"gramsPerKWh": grams_per_kwh}
         return self
 
+    def hourly_carbon(self, grams_per_kwh: list[float]) -> PoolBuilder:
+        """24 values, one per UTC hour."""
+        self._spec["carbon"] = {"hourly": list(grams_per_kwh)}
+        return self
+
+    def power(self, watts: float, peak_tflops: float | None = None) -> PoolBuilder:
+        """Board power (and peak TFLOPS) of the pool's accelerator."""
+        self._spec["accelerator"]["watts"] = watts
+        if peak_tflops is not None:
+            self._spec["accelerator"]["peakTFLOPS"] = peak_tflops
+        return self
+
+    def energy(self, utilisation: float = 1.0, pue: float = 1.0) -> PoolBuilder:
+        self._spec["energy"] = {"utilisation": utilisation, "pue": pue}
+        return self
+
     def tolerate(
         self, key: str, operator: str = "Exists", effect: str | None = None
     ) -> PoolBuilder:

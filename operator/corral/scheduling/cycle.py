@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from corral.cost.objective import solve as solve_for_objective
 from corral.fleet.snapshot import FleetSnapshot
 from corral.placement import NoFit, Placement, PlacementRequest, candidate_pools, place
 from corral.scheduling.ledger import Ledger
@@ -56,7 +57,9 @@ def run(
     def try_place(entry: QueueEntry) -> Placement | NoFit:
         candidate = by_key[entry.key]
         try:
-            result = solve(snapshot, candidate.request)
+            # The job's placementObjective picks among pools (corral.cost.objective); the
+            # solver (or the simulator's baseline policy) places inside each.
+            result = solve_for_objective(snapshot, candidate.request, solve)
         except Exception as exc:  # a solver bug on one job must not stop the pass for all
             return NoFit(
                 reason=f"Corral could not place this job ({type(exc).__name__}: {exc}); "

@@ -1,4 +1,5 @@
-"""A job's usage: device-hours and cost of its attempts, settled when an attempt ends.
+"""A job's usage: device-hours, cost, energy and carbon of its attempts, settled when an attempt
+ends (the definitions are `corral.cost.charges`, which the simulator uses too).
 
 Usage grows with the clock, so refreshing it on every reconcile would make every reconcile a
 write. The lifecycle refreshes it only when asked (a periodic timer of the runtime) and when the
@@ -12,17 +13,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from corral.api.gpupool import GPUPool
+from corral.api.gpupool import Carbon, GPUPool
 from corral.api.trainingjob import TrainingJobSpec, TrainingJobStatus
 from corral.cost.accounting import Usage, device_hours
+from corral.cost.charges import ZERO, Charge, Rates, carbon_grams
 from corral.fleet.snapshot import FleetSnapshot
 from corral.training.pods import WorkerPod
 
 
 @dataclass(frozen=True)
 class Price:
+    """What a device-hour of a placement is worth: its price, and the power and grid behind it."""
+
     per_device_hour: float
     currency: str
+    kw_per_device: float = 0.0
+    """Board watts x utilisation x PUE of the pool, in kW (`corral.cost.charges.Rates`)."""
+    carbon: Carbon | None = None
 
 
 def placement_price(
@@ -31,35 +38,58 @@ def placement_price(
     """The average price per device-hour of a placement's nodes, each at its capacity type."""
     if pool is None or not nodes:
         return None
-    per_worker = [
-        pool.spec.pricing.per_device_hour(snapshot.capacity_type_of(node) or "on-demand")
-        for node in nodes
-    ]
-    return Price(sum(per_worker) / len(per_worker), pool.spec.pricing.currency)
-
-
-def live_device_hours(pods: Sequence[WorkerPod], devices: int, now: datetime) -> float:
-    """Device-hours of the current attempt's workers so far (a running worker counts to now)."""
-    return device_hours(
-        [Usage(devices, pod.start_time, pod.finish_time) for pod in pods if pod.start_time], now
+    rates = [Rates.of(pool.spec, snapshot.capacity_type_of(node) or "on-demand") for node in nodes]
+    return Price(
+        per_device_hour=sum(r.price_per_device_hour for r in rates) / len(rates),
+        currency=pool.spec.pricing.currency,
+        kw_per_device=rates[0].kw_per_device,
+        carbon=pool.spec.carbon,
     )
 
 
-def refresh(status: TrainingJobStatus, live: float, price: Price | None) -> None:
-    """Bring deviceHours/cost up to date: settled usage plus the live attempt."""
+def live_usage(
+    pods: Sequence[WorkerPod], devices: int, now: datetime, price: Price | None
+) -> Charge:
+    """Usage of the current attempt's workers so far (a running worker counts to now); carbon
+    hour by hour over each worker's run when the pool has an hourly schedule."""
+    hours = device_hours(
+        [Usage(devices, pod.start_time, pod.finish_time) for pod in pods if pod.start_time], now
+    )
+    if price is None:
+        return Charge(device_hours=hours)
+    kw = devices * price.kw_per_device
+    return Charge(
+        device_hours=hours,
+        cost=hours * price.per_device_hour,
+        energy_kwh=hours * price.kw_per_device,
+        carbon_grams=sum(
+            carbon_grams(price.carbon, kw, pod.start_time, pod.finish_time or now)
+            for pod in pods
+            if pod.start_time
+        ),
+    )
+
+
+def refresh(status: TrainingJobStatus, live: Charge, price: Price | None) -> None:
+    """Bring deviceHours, cost, energyKWh and carbonGrams up to date: settled usage plus the live
+    attempt."""
     accounting = status.accounting
-    status.device_hours = round(accounting.settled_device_hours + live, 6)
+    status.device_hours = round(accounting.settled_device_hours + live.device_hours, 6)
+    status.energy_kwh = round(accounting.settled_energy_kwh + live.energy_kwh, 6)
+    status.carbon_grams = round(accounting.settled_carbon_grams + live.carbon_grams, 3)
     if price is not None:
-        status.cost = round(accounting.settled_cost + live * price.per_device_hour, 6)
+        status.cost = round(accounting.settled_cost + live.cost, 6)
         status.currency = price.currency
 
 
-def settle(status: TrainingJobStatus, live: float, price: Price | None) -> None:
+def settle(status: TrainingJobStatus, live: Charge, price: Price | None) -> None:
     """An attempt ends: its usage moves into the settled totals, and the totals are shown."""
-    status.accounting.settled_device_hours += live
-    if price is not None:
-        status.accounting.settled_cost += live * price.per_device_hour
-    refresh(status, 0.0, price)
+    accounting = status.accounting
+    accounting.settled_device_hours += live.device_hours
+    accounting.settled_cost += live.cost
+    accounting.settled_energy_kwh += live.energy_kwh
+    accounting.settled_carbon_grams += live.carbon_grams
+    refresh(status, ZERO, price)
 
 
 def budget_exceeded(spec: TrainingJobSpec, status: TrainingJobStatus) -> str | None:

@@ -32,6 +32,7 @@ from corral.api.trainingjob import (
     TrainingPhase,
     WorkerCounts,
 )
+from corral.cost.charges import ZERO, Charge
 from corral.disruption import checkpoints
 from corral.disruption.notices import Notice
 from corral.scheduling.actions import (
@@ -130,7 +131,7 @@ def _count(pods: Sequence[WorkerPod], total: int) -> WorkerCounts:
 
 
 def _end_attempt(
-    step: _Step, current: Sequence[WorkerPod], live: float, price: Price | None
+    step: _Step, current: Sequence[WorkerPod], live: Charge, price: Price | None
 ) -> None:
     """Settle the attempt's usage, delete its pods, and move on to the next attempt."""
     accounting.settle(step.status, live, price)
@@ -162,20 +163,20 @@ def reconcile(
         # pods for their logs.
         step.delete([p for p in current if not p.terminated])
         return step.decision
-    live = accounting.live_device_hours(current, job.spec.accelerators_per_worker, now)
+    live = accounting.live_usage(current, job.spec.accelerators_per_worker, now, price)
     phase, attempt = status.phase, status.attempt
     _decide(step, current, live, node_problem, price, node_notice)
     if refresh_usage or status.phase != phase:
         # An attempt that ended was settled; the new one has used nothing yet. A job that just
         # finished keeps these figures for good.
-        accounting.refresh(status, live if status.attempt == attempt else 0.0, price)
+        accounting.refresh(status, live if status.attempt == attempt else ZERO, price)
     return step.decision
 
 
 def _decide(
     step: _Step,
     current: Sequence[WorkerPod],
-    live: float,
+    live: Charge,
     node_problem: NodeProblem,
     price: Price | None,
     node_notice: NodeNotice = _no_notice,
@@ -235,7 +236,7 @@ def reject_pods(
     server's words, and the workers already made are removed."""
     step = _Step(job, now)
     current = [pod for pod in pods if pod.restart == step.status.attempt]
-    live = accounting.live_device_hours(current, job.spec.accelerators_per_worker, now)
+    live = accounting.live_usage(current, job.spec.accelerators_per_worker, now, price)
     _end_attempt(step, current, live, price)
     _fail(step, "PodRejected", f"the API server refused the worker pods: {message}")
     return step.decision
@@ -251,7 +252,7 @@ def _fail(step: _Step, reason: str, message: str) -> None:
 
 
 def _replace(
-    step: _Step, current: Sequence[WorkerPod], live: float, price: Price | None, why: str
+    step: _Step, current: Sequence[WorkerPod], live: Charge, price: Price | None, why: str
 ) -> None:
     """Re-place the whole gang, after a backoff that grows with each re-placement in a row."""
     _end_attempt(step, current, live, price)
@@ -275,7 +276,7 @@ def _replace(
 def _reconcile_placed(
     step: _Step,
     current: Sequence[WorkerPod],
-    live: float,
+    live: Charge,
     placement: PlacementStatus,
     node_problem: NodeProblem,
     price: Price | None,
@@ -462,7 +463,7 @@ def _on_notice(
     step: _Step,
     current: Sequence[WorkerPod],
     alive: dict[int, WorkerPod],
-    live: float,
+    live: Charge,
     price: Price | None,
     noticed: list[tuple[int, str, Notice]],
 ) -> None:
@@ -535,7 +536,7 @@ def _on_notice(
 def _interrupt(
     step: _Step,
     current: Sequence[WorkerPod],
-    live: float,
+    live: Charge,
     price: Price | None,
     reason: RestartReason,
     message: str,
@@ -606,6 +607,7 @@ def admit(
         status.queued_seconds + max(0.0, (now - waited_since).total_seconds()), 3
     )
     status.queued_since = None
+    status.deferred_until = None
     if status.phase in ("Pending", "Queued"):
         status.phase = "Placing"
     _admitted(status, job, now)
@@ -625,6 +627,27 @@ def _admitted(status: TrainingJobStatus, job: JobView, now: datetime) -> None:
         now,
         job.generation,
     )
+
+
+def defer(
+    job: JobView, until: datetime, reason: str, now: datetime
+) -> tuple[TrainingJobStatus, Emit | None]:
+    """The status of a job that waits for a lower-carbon window (spec.carbonDeferral) until
+    `until`: Queued, `status.deferredUntil` set, `Placed=False` (CarbonDeferred) saying why; one
+    event per window."""
+    status = job.status.model_copy(deep=True)
+    status.observed_generation = job.generation
+    if status.phase == "Pending":
+        status.phase = "Queued"
+    if status.queued_since is None:
+        status.queued_since = job.created
+    before = status.deferred_until
+    status.deferred_until = until
+    _admitted(status, job, now)
+    status.conditions = set_condition(
+        status.conditions, "Placed", "False", "CarbonDeferred", reason, now, job.generation
+    )
+    return status, (Emit("Normal", "CarbonDeferred", reason) if before != until else None)
 
 
 def refuse(

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from corral.api.names import worker_pod_name
-from corral.placement import NoFit, Placement
+from corral.cost import deferral
+from corral.placement import NoFit, Placement, candidate_pools
 from corral.scheduling import cycle
-from corral.scheduling.actions import Decision, Emit
+from corral.scheduling.actions import Decision, Emit, RequeueAfter
 from corral.scheduling.queue import Held
 from corral.training.cluster import JobRecord, TrainingCluster, ledger_owner
-from corral.training.lifecycle import admit, refuse
+from corral.training.lifecycle import admit, defer, refuse
 
 WAITING_PHASES = ("Pending", "Queued", "Recovering")
 
@@ -61,13 +62,46 @@ def waiting(cluster: TrainingCluster, now: datetime) -> list[tuple[JobRecord, cy
     return found
 
 
+def _defer_flexible(
+    cluster: TrainingCluster, entries: list[tuple[JobRecord, cycle.Candidate]], now: datetime
+) -> tuple[list[tuple[JobRecord, cycle.Candidate]], list[Verdict]]:
+    """Split off the jobs that wait for a lower-carbon window of their pools (corral.cost.deferral),
+    with the verdict that says so; the rest go to the pass."""
+    kept, verdicts = [], []
+    for record, candidate in entries:
+        view = record.view
+        assert view is not None
+        if view.spec.carbon_deferral is None:
+            kept.append((record, candidate))
+            continue
+        until = view.status.deferred_until
+        if until is not None and until > now:
+            continue  # already waiting for that window; woken when it opens
+        pools = {
+            name: cluster.snapshot.pools[name].spec.carbon
+            for name in candidate_pools(cluster.snapshot, candidate.request)
+        }
+        wait = deferral.for_job(view.spec, now, pools)
+        if wait is None:
+            kept.append((record, candidate))
+            continue
+        status, event = defer(view, wait.until, wait.reason, now)
+        decision = Decision(status)
+        if event is not None:
+            decision.add(event)
+        decision.add(RequeueAfter((wait.until - now).total_seconds()))
+        verdicts.append(Verdict(record, decision))
+    return kept, verdicts
+
+
 def queue_pass(
     cluster: TrainingCluster, now: datetime, solve: cycle.Solve | None = None
 ) -> list[Verdict]:
-    """One scheduling pass over the waiting TrainingJobs, in queue order."""
-    entries = waiting(cluster, now)
+    """One scheduling pass over the waiting TrainingJobs, in queue order. A job that waits for a
+    lower-carbon window (spec.carbonDeferral) is not offered capacity and holds no pool."""
+    entries, verdicts = _defer_flexible(cluster, waiting(cluster, now), now)
     if not entries:
-        return []
+        return verdicts
     records = {record.key: record for record, _ in entries}
     outcomes = cycle.run(
         [candidate for _, candidate in entries],
@@ -75,7 +109,6 @@ def queue_pass(
         cluster.ledger,
         **({"solve": solve} if solve is not None else {}),
     )
-    verdicts = []
     for outcome in outcomes:
         record = records[outcome.entry.key]
         view = record.view
