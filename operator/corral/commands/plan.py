@@ -115,7 +115,8 @@ def _job(path: str) -> TrainingJob:
     return job
 
 
-def _pools(path: str) -> list[GPUPool]:
+def read_pools(path: str) -> list[GPUPool]:
+    """The GPUPools of a YAML file (`corral plan --pools`, `corral simulate --pools`)."""
     pools: list[GPUPool] = []
     seen: dict[str, int] = {}
     for number, document in enumerate(read_documents(path), start=1):
@@ -205,7 +206,7 @@ def _assume_ready(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def handle(args: argparse.Namespace) -> int:
     nodes = _assume_ready(_objects(args.nodes, "Node", NodeRecord.from_dict))
     job = _job(args.job)
-    pools = _pools(args.pools) if args.pools else None
+    pools = read_pools(args.pools) if args.pools else None
     pods = _objects(args.pods, "Pod", PodRecord.from_dict) if args.pods else []
     if pools is not None and not pools:
         raise UsageError(f"{args.pools}: no GPUPool in the file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from corral.api.conditions import set_condition
@@ -15,6 +16,40 @@ from corral.api.meta import Condition, ConditionStatus
 from corral.fleet.pool import PoolView
 from corral.fleet.snapshot import FleetSnapshot
 from corral.fleet.topology import Domain
+
+
+@dataclass(frozen=True)
+class DeviceFigures:
+    """A pool's device counts, as `view_status` reports them (the definitions are there)."""
+
+    allocatable: int
+    allocated: int
+    free: int
+    whole_free: int
+    """Free devices on nodes nothing is allocated on."""
+
+    @property
+    def fragmentation(self) -> float:
+        return round(1 - self.whole_free / self.free, 4) if self.free else 0.0
+
+
+def device_figures(view: PoolView) -> DeviceFigures:
+    """Allocatable, allocated, free and wholly free devices of a pool, in one pass over its nodes
+    (what the simulator samples; `view_status` reports the same figures)."""
+    resource = view.resource_name
+    allocatable = allocated = free = whole_free = 0
+    for name, node in view.nodes.items():
+        node_allocatable = node.allocatable.get(resource, 0)
+        node_allocated = view.allocated(name)
+        allocatable += node_allocatable
+        allocated += node_allocated
+        if not node.schedulable:
+            continue
+        node_free = max(0, node_allocatable - node_allocated)
+        free += node_free
+        if node_free and node_allocated == 0:
+            whole_free += node_free
+    return DeviceFigures(allocatable, allocated, free, whole_free)
 
 
 def _largest(free_by_domain: dict[Domain, int], domains: list[Domain]) -> tuple[str | None, int]:
@@ -51,8 +86,8 @@ def view_status(view: PoolView, observed_generation: int | None = None) -> GPUPo
     """
     resource = view.resource_name
     pricing = view.spec.pricing
-    capacity = allocatable = allocated = free = whole_free = 0
-    ready = spot = 0
+    figures = device_figures(view)
+    capacity = ready = spot = 0
     allocated_price = total_price = 0.0
     free_by_domain: dict[Domain, int] = {}
     topology = view.topology
@@ -60,21 +95,14 @@ def view_status(view: PoolView, observed_generation: int | None = None) -> GPUPo
         node_allocatable = node.allocatable.get(resource, 0)
         node_allocated = view.allocated(name)
         capacity += node.capacity.get(resource, 0)
-        allocatable += node_allocatable
-        allocated += node_allocated
         ready += node.ready
         capacity_type = view.capacity_types[name]
         spot += capacity_type == "spot"
         price = pricing.per_device_hour(capacity_type)
         allocated_price += price * node_allocated
         total_price += price * node_allocatable
-        if not node.schedulable:
-            continue
         node_free = max(0, node_allocatable - node_allocated)
-        free += node_free
-        if node_free and node_allocated == 0:
-            whole_free += node_free
-        if node_free:
+        if node.schedulable and node_free:
             for domain in topology.parent_of[name].ancestors():
                 free_by_domain[domain] = free_by_domain.get(domain, 0) + node_free
 
@@ -109,10 +137,13 @@ def view_status(view: PoolView, observed_generation: int | None = None) -> GPUPo
         ready_nodes=ready,
         spot_nodes=spot,
         devices=DeviceCounts(
-            capacity=capacity, allocatable=allocatable, allocated=allocated, free=free
+            capacity=capacity,
+            allocatable=figures.allocatable,
+            allocated=figures.allocated,
+            free=figures.free,
         ),
         levels=levels,
-        fragmentation=round(1 - whole_free / free, 4) if free else 0.0,
+        fragmentation=figures.fragmentation,
         price_per_hour=PoolPrice(
             allocated_per_hour=round(allocated_price, 4),
             total_per_hour=round(total_price, 4),

@@ -11,6 +11,7 @@ unit tests make the decisions the operator would make.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from corral.api.names import (
     WORKER_INDEX_LABEL,
     worker_pod_name,
 )
+from corral.api.trainingjob import TrainingJobStatus
 from corral.disruption.notices import Notice, binding_notice
 from corral.fleet.objects import PodRecord
 from corral.fleet.resources import pod_requests
@@ -73,10 +75,18 @@ class InMemoryCluster:
         self.jobs: dict[str, Obj] = {}
         self.pods: dict[str, Obj] = {}
         self.recorded = Recorded()
-        self._records: dict[str, tuple[int, JobRecord]] = {}
+        self._records: dict[str, tuple[str, JobRecord]] = {}
         self._version = 0
         self.due: dict[str, datetime] = {}
         """Job key -> when it asked to be looked at again (RequeueAfter)."""
+        self._live: set[str] = set()
+        """Jobs not Succeeded or Failed."""
+        self._owned: dict[str, set[str]] = {}
+        """Owner UID -> keys of its pods (a job's pods are found without a scan)."""
+        self._to_bind: set[str] = set()
+        """Ungated pods not bound yet: what kube-scheduler looks at."""
+        self._to_start: set[str] = set()
+        """Bound pods still Pending: what the kubelet starts."""
 
     # -- the Cluster protocol -------------------------------------------------------------------
 
@@ -101,14 +111,18 @@ class InMemoryCluster:
         self._snapshot.upsert_node(node)
         self._version += 1
 
-    def remove_node(self, name: str) -> None:
-        """The machine is gone: the node and its pods (as the pod GC does)."""
+    def remove_node(self, name: str) -> list[str]:
+        """The machine is gone: the node and its pods (as the pod GC does); returns the keys of
+        the jobs that lost pods."""
         self.nodes.pop(name, None)
         self._snapshot.remove_node(name)
+        jobs = set()
         for key, pod in list(self.pods.items()):
             if pod["spec"].get("nodeName") == name:
+                jobs.add(_job_key(pod))
                 self._remove_pod(key)
         self._version += 1
+        return sorted(jobs)
 
     def training_job(self, key: str) -> JobRecord | None:
         obj = self.jobs.get(key)
@@ -122,7 +136,10 @@ class InMemoryCluster:
         return cached[1]
 
     def training_jobs(self) -> Iterable[JobRecord]:
-        for key in sorted(self.jobs):
+        """Jobs that have not finished, in key order. A finished job is history that nothing
+        decides on again (the pass skips it, as the operator's does); leaving it out keeps a pass
+        over a simulated week from reading every job ever submitted."""
+        for key in sorted(self._live):
             record = self.training_job(key)
             if record is not None:
                 yield record
@@ -131,7 +148,7 @@ class InMemoryCluster:
         record = self.training_job(key)
         if record is None or record.view is None:
             return []
-        owned = (pod for pod in self.pods.values() if _owner(pod) == record.view.uid)
+        owned = (self.pods[k] for k in sorted(self._owned.get(record.view.uid, ())))
         return [p for p in (WorkerPod.from_pod(pod) for pod in owned) if p is not None]
 
     # -- what users and other actors do ---------------------------------------------------------
@@ -148,28 +165,43 @@ class InMemoryCluster:
         obj.pop("status", None)
         key = f"{meta['namespace']}/{meta['name']}"
         self.jobs[key] = obj
+        self._live.add(key)
         return key
 
     def delete_job(self, key: str) -> None:
         obj = self.jobs.pop(key, None)
+        self._live.discard(key)
         if obj is None:
             return
         uid = obj["metadata"]["uid"]
-        for name in [n for n, p in self.pods.items() if _owner(p) == uid]:
+        for name in sorted(self._owned.get(uid, ())):
             self._remove_pod(name)
         for owner in owners_of(key, self._ledger.owners()):
             self._ledger.forget(owner)
 
-    def start_bound(self, now: datetime) -> int:
-        """The kubelet: bound Pending workers start Running."""
-        started = 0
-        for pod in self.pods.values():
-            if pod["spec"].get("nodeName") and pod["status"]["phase"] == "Pending":
-                pod["status"]["phase"] = "Running"
-                pod["status"]["startTime"] = format_time(now)
+    def start_bound(self, now: datetime) -> list[str]:
+        """The kubelet: bound Pending workers start Running; returns their jobs' keys."""
+        started = set()
+        for pod_key in sorted(self._to_start):
+            pod = self.pods[pod_key]
+            pod["status"]["phase"] = "Running"
+            pod["status"]["startTime"] = format_time(now)
+            self._touch(pod)
+            started.add(_job_key(pod))
+        return sorted(started)
+
+    def bind_ungated(self) -> list[str]:
+        """kube-scheduler: an ungated worker binds to its planned node when it still fits;
+        returns the keys of the jobs whose workers were bound."""
+        bound = set()
+        for pod_key in sorted(self._to_bind):
+            pod = self.pods[pod_key]
+            node = pod["metadata"]["annotations"]["corral.dev/node"]
+            if self._snapshot.node_problem(node) is None and self._fits(pod, node):
+                pod["spec"]["nodeName"] = node
                 self._touch(pod)
-                started += 1
-        return started
+                bound.add(_job_key(pod))
+        return sorted(bound)
 
     def finish(self, namespace: str, name: str, exit_code: int, now: datetime) -> None:
         """A worker's process exits."""
@@ -243,11 +275,31 @@ class InMemoryCluster:
             return
         for action in actions:
             if isinstance(action, WriteStatus):
+                # An unchanged status is not written (and the parsed job is kept as it is).
+                record = self.training_job(key)
+                if (
+                    record is not None
+                    and record.view is not None
+                    and action.status == record.view.status
+                ):
+                    continue
                 wire = action.status.model_dump(mode="json", by_alias=True, exclude_none=True)
                 if wire != obj.get("status"):
                     obj["status"] = wire
-                    obj["metadata"]["resourceVersion"] = self._bump()
+                    version = self._bump()
+                    obj["metadata"]["resourceVersion"] = version
                     self.recorded.writes += 1
+                    status = action.status
+                    if (
+                        record is not None
+                        and record.view is not None
+                        and isinstance(status, TrainingJobStatus)
+                    ):
+                        # Only the status changed: keep the parsed spec rather than parse it again.
+                        view = dataclasses.replace(record.view, status=status)
+                        self._records[key] = (version, dataclasses.replace(record, view=view))
+                    if wire.get("phase") in ("Succeeded", "Failed"):
+                        self._live.discard(key)
             elif isinstance(action, DeletePod):
                 self._remove_pod(f"{obj['metadata']['namespace']}/{action.name}")
             elif isinstance(action, ReleaseAssumed):
@@ -322,18 +374,11 @@ class InMemoryCluster:
             "status": {"phase": "Pending"},
         }
         self.pods[pod_key] = pod
+        self._owned.setdefault(view.uid, set()).add(pod_key)
         self._touch(pod)
 
     def _bind_ungated(self) -> None:
-        """kube-scheduler: an ungated worker binds to its planned node when it still fits."""
-        for pod in self.pods.values():
-            spec = pod["spec"]
-            if spec.get("schedulingGates") or spec.get("nodeName"):
-                continue
-            node = pod["metadata"]["annotations"]["corral.dev/node"]
-            if self._snapshot.node_problem(node) is None and self._fits(pod, node):
-                spec["nodeName"] = node
-                self._touch(pod)
+        self.bind_ungated()
 
     def _fits(self, pod: Obj, node: str) -> bool:
         record = self._snapshot.nodes.get(node)
@@ -352,6 +397,16 @@ class InMemoryCluster:
 
     def _touch(self, pod: Obj) -> None:
         meta = pod["metadata"]
+        pod_key = f"{meta['namespace']}/{meta['name']}"
+        spec, phase = pod["spec"], pod["status"]["phase"]
+        if not spec.get("schedulingGates") and not spec.get("nodeName") and phase == "Pending":
+            self._to_bind.add(pod_key)
+        else:
+            self._to_bind.discard(pod_key)
+        if spec.get("nodeName") and phase == "Pending":
+            self._to_start.add(pod_key)
+        else:
+            self._to_start.discard(pod_key)
         self._snapshot.upsert_record(
             PodRecord(
                 key=(meta["namespace"], meta["name"]),
@@ -367,6 +422,9 @@ class InMemoryCluster:
         pod = self.pods.pop(pod_key, None)
         if pod is None:
             return
+        self._to_bind.discard(pod_key)
+        self._to_start.discard(pod_key)
+        self._owned.get(_owner(pod) or "", set()).discard(pod_key)
         namespace, _, name = pod_key.partition("/")
         self._snapshot.remove_pod(namespace, name)
         self._ledger.observed((namespace, name))
@@ -380,3 +438,8 @@ class InMemoryCluster:
 def _owner(pod: Obj) -> str | None:
     refs = pod["metadata"].get("ownerReferences") or []
     return next((ref["uid"] for ref in refs if ref.get("controller")), None)
+
+
+def _job_key(pod: Obj) -> str:
+    meta = pod["metadata"]
+    return f"{meta['namespace']}/{meta['labels'][JOB_LABEL]}"

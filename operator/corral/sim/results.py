@@ -56,8 +56,11 @@ class JobOutcome:
 
     @property
     def queue_delay(self) -> float | None:
-        """From submission to the first placement."""
-        return None if self.first_placed is None else self.first_placed - self.submit
+        """From submission to the first placement, less the time the job chose to wait for a
+        lower-carbon window: the wait for capacity."""
+        if self.first_placed is None:
+            return None
+        return max(0.0, self.first_placed - self.submit - self.deferred_seconds)
 
     @property
     def missed_deadline(self) -> bool | None:
