@@ -9,7 +9,7 @@ import pytest
 
 from corral.api.gpupool import GPUPool
 from corral.fleet.testing import BLOCK, RACK, ZONE, node, pool
-from corral.sim.engine import NOTICE_SECONDS, Options, simulate
+from corral.sim.engine import Options, simulate
 from corral.sim.generate import GeneratorParams, generate
 from corral.sim.results import RunResult, summary
 from corral.sim.spot import SpotTrace
@@ -78,19 +78,34 @@ def test_a_failed_worker_restarts_the_gang_from_its_last_checkpoint() -> None:
     assert result.finished == pytest.approx(700 + (1000 - 600))
 
 
-def test_a_reclaimed_spot_host_interrupts_the_gang_which_moves_on() -> None:
+def test_a_spot_notice_checkpoints_the_gang_which_moves_on_before_the_reclaim() -> None:
     # Host 0 is spot (the cheaper capacity, so the gang starts there); the trace takes it away
-    # at t=1000 (notice, then reclaim two minutes later) and gives it back at t=2000.
+    # at t=1000: a termination notice, the host reclaimed two minutes later. The operator asks
+    # for a checkpoint, the workload writes it in 30 s, and the gang resumes on host 1 from it.
     trace = SpotTrace("t", 1000.0, (1, 0, 1, 1, 1, 1), 1)
-    jobs = [job("a", 0, duration=3000, checkpoint_seconds=500)]
+    jobs = [job("a", 0, duration=3000)]
     result = simulate(hosts(2, spot={0}), [h100_pool()], jobs, Options(spot=[trace]))
     a = by_key(result)["a"]
-    assert a.interruptions == 1
-    assert [d.nodes for d in result.decisions] == [("h100-00",), ("h100-01",)]
-    reclaimed = 1000 + NOTICE_SECONDS
-    assert a.lost_device_seconds == (reclaimed - 1000) * 8
-    assert a.finished is not None and a.finished > 3000
+    assert a.interruptions == 1 and a.restarts == 0
+    assert [(d.time, d.nodes) for d in result.decisions] == [
+        (0.0, ("h100-00",)),
+        (1030.0, ("h100-01",)),
+    ]
+    assert a.lost_device_seconds == 0 and a.finished == 3000.0
     assert result.series.spot_up[0] == 1 and 0 in result.series.spot_up
+
+
+def test_a_host_lost_without_a_checkpoint_loses_the_work_since_the_last_one() -> None:
+    # The workload cannot answer in time (its checkpoint takes 600 s): the operator gives up after
+    # checkpoint.timeoutSeconds (90), moves the gang, which resumes from its own last periodic
+    # checkpoint (at 800 s of running).
+    trace = SpotTrace("t", 1000.0, (1, 0, 1, 1, 1, 1), 1)
+    jobs = [job("a", 0, duration=3000, checkpoint_seconds=400)]
+    options = Options(spot=[trace], checkpoint_write_seconds=600.0)
+    result = simulate(hosts(2, spot={0}), [h100_pool()], jobs, options)
+    a = by_key(result)["a"]
+    assert a.interruptions == 1
+    assert a.lost_device_seconds == (1000 + 90 - 800) * 8
 
 
 def test_the_same_seed_gives_the_same_decisions() -> None:

@@ -35,7 +35,8 @@ from corral.cost.charges import ZERO, Rates
 from corral.fleet.status import device_figures
 from corral.placement import NoFit, Placement, PlacementRequest
 from corral.placement.baselines import POLICIES
-from corral.scheduling.actions import CreateWorker, DeletePod, Ungate, WantsPlacement
+from corral.scheduling.actions import AnnotatePod, CreateWorker, DeletePod, Ungate, WantsPlacement
+from corral.sdk import protocol
 from corral.sim.memory import InMemoryCluster
 from corral.sim.results import Decision, JobOutcome, RunResult, Series
 from corral.sim.spot import SpotTrace
@@ -50,8 +51,10 @@ TERMINATING_TAINT = {"key": "corral.dev/terminating", "effect": "NoSchedule"}
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
 # Event kinds, in the order they are handled when scheduled for the same moment.
-ARRIVE, FINISH, FAIL, WAKE, SPOT, NOTICE, RECLAIM, RECOVER, TICK = range(9)
-EVENT_NAMES = ("arrive", "finish", "fail", "wake", "spot", "notice", "reclaim", "recover", "tick")
+ARRIVE, FINISH, FAIL, ACK, WAKE, SPOT, NOTICE, RECLAIM, RECOVER, TICK = range(10)
+EVENT_NAMES = (
+    "arrive", "finish", "fail", "checkpoint", "wake", "spot", "notice", "reclaim", "recover", "tick",
+)  # fmt: skip
 
 
 @dataclass
@@ -71,6 +74,8 @@ class _Run:
     nodes: tuple[str, ...] = ()
     failed_once: bool = False
     deferred_since: float | None = None
+    saved: float = 0.0
+    """Seconds of the running attempt kept by its newest acknowledged checkpoint."""
 
 
 @dataclass
@@ -86,6 +91,8 @@ class Options:
     spot: Sequence[SpotTrace] = ()
     progress: Callable[[float, float], None] | None = None
     """Called now and then with (simulated seconds, expected end) for a progress bar."""
+    checkpoint_write_seconds: float = 30.0
+    """How long the simulated workload takes to write a checkpoint it is asked for."""
 
 
 @dataclass(order=True)
@@ -201,6 +208,8 @@ class Simulation:
                 self.cluster.finish(namespace, names[0], 1, self.when(self.now))
             self.dirty.add(key)
             self.wants_pass = True  # a pod ended: capacity may have freed
+        elif kind == ACK:
+            self._acknowledge(*event.subject)
         elif kind == WAKE:
             self.dirty.add(event.subject)
             self.wants_pass = True
@@ -265,6 +274,12 @@ class Simulation:
                 self.wants_pass = True
             if isinstance(action, DeletePod):
                 self.wants_pass = True  # capacity may have freed
+            elif isinstance(action, AnnotatePod):
+                request = dict(action.annotations).get(protocol.REQUESTED)
+                run = self.runs[key]
+                if request is not None and run.attempt is not None:
+                    when = self.now + self.options.checkpoint_write_seconds
+                    self.at(when, ACK, (key, run.attempt, action.name, request))
         self._observe(key)
         if changed:
             self.dirty.add(key)
@@ -275,6 +290,19 @@ class Simulation:
             seconds = (when - self.options.epoch).total_seconds()
             self.at(max(seconds, self.now + 0.001), WAKE, key)
         self.cluster.due.clear()
+
+    def _acknowledge(self, key: str, attempt: int, pod: str, request: str) -> None:
+        """The workload wrote the checkpoint it was asked for (as `corral.sdk` does): it says so
+        on its pod, and the work done so far is kept."""
+        run = self.runs[key]
+        if run.attempt != attempt:
+            return  # the attempt ended before the checkpoint was written
+        run.saved = self.now - run.started
+        step = round((run.done + run.saved / run.seconds) * run.job.duration) if run.seconds else 0
+        self.cluster.annotate(
+            run.job.namespace, pod, {protocol.COMPLETED: request, protocol.STEP: str(step)}
+        )
+        self.dirty.add(key)
 
     def _kube_scheduler_and_kubelet(self, now: datetime) -> None:
         for key in self.cluster.bind_ungated():
@@ -305,6 +333,7 @@ class Simulation:
         status = record.view.status
         run.outcome.queued_seconds = status.queued_seconds
         run.outcome.restarts = status.restarts
+        run.outcome.interruptions = status.interruptions
         if status.deferred_until is not None and run.deferred_since is None:
             run.deferred_since = self.now
         if status.phase in ("Succeeded", "Failed"):
@@ -329,6 +358,7 @@ class Simulation:
     def _start_attempt(self, run: _Run, attempt: int, pool: str, nodes: tuple[str, ...]) -> None:
         accelerator = self.pools[pool].spec.accelerator.type
         run.attempt, run.started, run.pool, run.nodes = attempt, self.now, pool, nodes
+        run.saved = 0.0
         self.running += 1
         run.seconds = run.job.run_seconds(accelerator)
         remaining = max(0.0, (1.0 - run.done) * run.seconds)
@@ -345,8 +375,11 @@ class Simulation:
             kept = elapsed
             run.done = 1.0
         else:
+            # What the workload kept: its own periodic checkpoints (every checkpointSeconds of
+            # running) or the newest checkpoint it wrote when the operator asked.
             every = job.checkpoint_seconds
-            kept = (elapsed // every) * every if every > 0 else 0.0
+            periodic = (elapsed // every) * every if every > 0 else 0.0
+            kept = min(elapsed, max(periodic, run.saved))
             run.done = min(1.0, run.done + kept / run.seconds) if run.seconds else run.done
             lost = (elapsed - kept) * job.devices
             run.outcome.lost_device_seconds += lost
@@ -432,11 +465,11 @@ class Simulation:
         spec = node.setdefault("spec", {})
         spec["taints"] = [*spec.get("taints", []), dict(TERMINATING_TAINT)]
         self.cluster.set_node(node)
+        self.dirty.update(self.cluster.jobs_on(host))  # the operator reacts to the node's change
         self.at(self.now + NOTICE_SECONDS, RECLAIM, host)
 
     def _reclaim(self, host: str) -> None:
         for key in self.cluster.remove_node(host):
-            self.runs[key].outcome.interruptions += 1
             self.dirty.add(key)
         self.reclaimed.add(host)
         self.wants_pass = True

@@ -111,6 +111,12 @@ class InMemoryCluster:
         self._snapshot.upsert_node(node)
         self._version += 1
 
+    def jobs_on(self, node: str) -> list[str]:
+        """Keys of the jobs with a worker bound to the node (whom a change of it concerns)."""
+        return sorted(
+            {_job_key(pod) for pod in self.pods.values() if pod["spec"].get("nodeName") == node}
+        )
+
     def remove_node(self, name: str) -> list[str]:
         """The machine is gone: the node and its pods (as the pod GC does); returns the keys of
         the jobs that lost pods."""
@@ -202,6 +208,13 @@ class InMemoryCluster:
                 self._touch(pod)
                 bound.add(_job_key(pod))
         return sorted(bound)
+
+    def annotate(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+        """The workload writes on its own pod (a checkpoint acknowledgement, as `corral.sdk`)."""
+        pod = self.pods.get(f"{namespace}/{name}")
+        if pod is not None:
+            pod["metadata"].setdefault("annotations", {}).update(annotations)
+            self._touch(pod)
 
     def finish(self, namespace: str, name: str, exit_code: int, now: datetime) -> None:
         """A worker's process exits."""

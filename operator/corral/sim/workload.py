@@ -114,7 +114,9 @@ class WorkloadJob:
     cpu_millis: int = 0
     memory_mib: int = 0
     checkpoint_seconds: float = 0.0
-    """How often the job checkpoints (0: never); what an interruption loses is the work since."""
+    """The workload checkpoints every this many seconds of running (0: only when the operator
+    asks, on a termination notice); also its `spec.checkpoint.intervalSeconds`. What an
+    interruption loses is the work since the newest checkpoint."""
     fail_after: float | None = None
     """Seconds of running after which worker 0 fails, once (an injected application failure)."""
 
@@ -296,6 +298,7 @@ def training_job(job: WorkloadJob, epoch: datetime) -> TrainingJob:
         "placementObjective": job.objective,
         # Restarts are the simulator's to count; an injected failure must not fail the job.
         "maxRestarts": 10,
+        "checkpoint": {"intervalSeconds": round(job.checkpoint_seconds)},
     }
     if job.throughput:
         spec["throughput"] = dict(job.throughput)
