@@ -71,7 +71,7 @@ def test_writes_carry_user_agent_token_and_field_manager_reads_no_field_manager(
             await api.get(POD)
             await api.create(PODS, pod())
             await api.patch(JOB_STATUS, {"status": {"phase": "Running"}})
-            await api.delete(POD)
+            await api.delete(POD, preconditions={"uid": "u1"})
             await api.close()
             return server.seen
 
@@ -82,6 +82,7 @@ def test_writes_carry_user_agent_token_and_field_manager_reads_no_field_manager(
         assert s.headers["Authorization"] == "Bearer t0"
     assert [s.query.get("fieldManager") for s in seen] == [None, "corral", "corral", None]
     assert seen[2].headers["Content-Type"] == "application/merge-patch+json"
+    assert seen[3].body["preconditions"] == {"uid": "u1"}
 
 
 def test_server_side_apply_sends_apply_patch_with_force() -> None:
@@ -311,7 +312,9 @@ def test_the_fence_stops_writes_before_they_are_sent_and_lets_reads_through() ->
             with pytest.raises(Fenced):
                 await api.delete(POD)
             await api.get(POD)
-            await api.patch(JOB_STATUS, {"status": {}}, fenced=False)  # e.g. the Lease itself
+            lease_client = api.clone(fence=None)  # the leader elector's own client
+            await lease_client.patch(JOB_STATUS, {"status": {}})
+            await lease_client.close()
             await api.close()
             return [s.method for s in server.seen]
 

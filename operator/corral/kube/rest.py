@@ -150,6 +150,24 @@ class KubeAPI:
     def from_config(cls, config: kubeconfig.ClusterConfig, **options: Any) -> KubeAPI:
         return cls(config.server, tls=config.tls, credentials=config.credentials, **options)
 
+    def clone(self, **options: Any) -> KubeAPI:
+        """Another client of the same server and credentials (its own connections), with
+        `options` changed: e.g. the leader elector's, unfenced, without retries and with a
+        short timeout, so a Lease renewal never waits behind a burst of pod creations."""
+        settings: dict[str, Any] = {
+            "tls": self.tls,
+            "credentials": self.credentials,
+            "fence": self.fence,
+            "field_manager": self.field_manager,
+            "user_agent": self.user_agent,
+            "retry": self.retry,
+            "request_timeout": self.request_timeout,
+            "connections": self._connections,
+            "sleep": self._sleep,
+            "rng": self._rng,
+        }
+        return KubeAPI(self.host, self._fixed_ssl, **{**settings, **options})
+
     # -- the transport -------------------------------------------------------------------------
 
     async def _ensure_session(self) -> aiohttp.ClientSession:
@@ -232,7 +250,6 @@ class KubeAPI:
         body: Any = None,
         content_type: str = "application/json",
         retries: int | None = None,
-        fenced: bool = True,
         timeout: aiohttp.ClientTimeout | None = None,
         stream: bool = False,
     ) -> tuple[aiohttp.ClientResponse, bytes]:
@@ -248,7 +265,7 @@ class KubeAPI:
         timeout = timeout or aiohttp.ClientTimeout(total=self.request_timeout)
         attempt, refreshed = 0, False
         while True:
-            if write and fenced and self.fence is not None and not self.fence():
+            if write and self.fence is not None and not self.fence():
                 raise Fenced(method, path)
             try:
                 response, raw, generation = await self._open(
@@ -329,17 +346,10 @@ class KubeAPI:
         body: Any = None,
         content_type: str = "application/json",
         retries: int | None = None,
-        fenced: bool = True,
     ) -> Obj:
         started = time.perf_counter()
         _, raw = await self._exchange(
-            method,
-            path,
-            params=params,
-            body=body,
-            content_type=content_type,
-            retries=retries,
-            fenced=fenced,
+            method, path, params=params, body=body, content_type=content_type, retries=retries
         )
         metrics.API_REQUEST_SECONDS.labels(
             request_verb(method, path, params), resource_of(path)
@@ -372,24 +382,17 @@ class KubeAPI:
     async def get(self, path: str) -> Obj:
         return await self.request("GET", path)
 
-    async def create(self, path: str, body: Obj, *, fenced: bool = True) -> Obj:
-        return await self.request("POST", path, body=body, fenced=fenced)
+    async def create(self, path: str, body: Obj) -> Obj:
+        return await self.request("POST", path, body=body)
 
-    async def replace(self, path: str, body: Obj, *, fenced: bool = True) -> Obj:
+    async def replace(self, path: str, body: Obj) -> Obj:
         """PUT: with metadata.resourceVersion set, a 409 Conflict if the object changed."""
-        return await self.request("PUT", path, body=body, fenced=fenced)
+        return await self.request("PUT", path, body=body)
 
-    async def patch(
-        self, path: str, body: Any, patch_type: str = "merge", *, fenced: bool = True
-    ) -> Obj:
+    async def patch(self, path: str, body: Any, patch_type: str = "merge") -> Obj:
         params = {"force": "true"} if patch_type == "apply" else None
         return await self.request(
-            "PATCH",
-            path,
-            params=params,
-            body=body,
-            content_type=PATCH_TYPES[patch_type],
-            fenced=fenced,
+            "PATCH", path, params=params, body=body, content_type=PATCH_TYPES[patch_type]
         )
 
     async def apply(self, path: str, body: Obj) -> Obj:
@@ -404,8 +407,9 @@ class KubeAPI:
         grace_seconds: int | None = None,
         propagation: str = "Background",
         preconditions: Mapping[str, str] | None = None,
-        fenced: bool = True,
     ) -> Obj:
+        """`preconditions` ({"uid": ..., "resourceVersion": ...}): deletes only that object, as
+        it was read (409 Conflict otherwise)."""
         options: dict[str, Any] = {
             "kind": "DeleteOptions",
             "apiVersion": "v1",
@@ -416,7 +420,7 @@ class KubeAPI:
         if preconditions:
             # Delete only this incarnation (uid) or version: a 409 says it is another one.
             options["preconditions"] = dict(preconditions)
-        return await self.request("DELETE", path, body=options, fenced=fenced)
+        return await self.request("DELETE", path, body=options)
 
     async def watch(
         self,
