@@ -137,6 +137,12 @@ def _needs_localfleet(handler: Callable[[argparse.Namespace], int]) -> Any:
                 "the local-fleet tooling (corral.localfleet) is not installed here — the operator "
                 "image leaves it out; run `corral fleet` from a source checkout"
             ) from None
+        try:
+            import kubernetes  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "corral fleet needs the kubernetes package: pip install 'corral[fleet]'"
+            ) from None
         return handler(args)
 
     return run

@@ -271,7 +271,8 @@ class EventRecorder:
         if self._task is None:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), drain_seconds)
+            async with asyncio.timeout(drain_seconds):
+                await self._idle.wait()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

@@ -219,7 +219,10 @@ class LeaderElector:
         if self.leading and self._renewed_at is not None:
             budget = max(0.05, self.renew_deadline - (self._clock() - self._renewed_at))
         try:
-            return await asyncio.wait_for(self.try_acquire_or_renew(), budget)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that races the inner call's completion, and the elector would never stop.
+            async with asyncio.timeout(budget):
+                return await self.try_acquire_or_renew()
         except TimeoutError:
             log.warning("Lease %s/%s: no answer in %.1fs", self.namespace, self.name, budget)
             return False
@@ -278,9 +281,8 @@ class LeaderElector:
             "renewTime": stamp,
         }
         try:
-            await asyncio.wait_for(
-                self.api.replace(self._path, {**self._lease, "spec": spec}), self.renew_deadline
-            )
+            async with asyncio.timeout(self.renew_deadline):
+                await self.api.replace(self._path, {**self._lease, "spec": spec})
         except (ApiError, TimeoutError) as exc:
             log.warning("releasing Lease %s/%s failed: %s", self.namespace, self.name, exc)
             return False

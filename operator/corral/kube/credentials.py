@@ -160,7 +160,8 @@ class ExecSource:
                 f"exec plugin {self.command}: {exc.strerror or exc}{hint}"
             ) from None
         try:
-            out, err = await asyncio.wait_for(process.communicate(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                out, err = await process.communicate()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
