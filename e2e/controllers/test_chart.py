@@ -109,11 +109,11 @@ def test_helm_install_with_default_values_rolls_out_under_restricted_pod_securit
     try:
         assert installed.returncode == 0, installed.stderr
         deployment = cluster.kubectl.json("get", "deployment", f"{release}-corral", "-n", namespace)
-        assert deployment["status"].get("availableReplicas") == 1, deployment["status"]
+        assert deployment["status"].get("availableReplicas") == 2, deployment["status"]
         pods = cluster.kubectl.json(
             "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}"
         )["items"]
-        assert [p["spec"]["serviceAccountName"] for p in pods] == [f"{release}-corral"]
+        assert [p["spec"]["serviceAccountName"] for p in pods] == [f"{release}-corral"] * 2
     finally:
         uninstalled = run_helm("uninstall", release, "--wait", "--timeout", "60s")
         assert uninstalled.returncode == 0, uninstalled.stderr
@@ -136,10 +136,11 @@ def test_operator_does_its_job_with_only_the_charts_rbac(
     docs = [
         d
         for d in render(namespace)
-        if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+        if d["kind"]
+        in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
     ]
     for doc in docs:  # cluster-scoped names are made unique to this test
-        if doc["kind"] != "ServiceAccount":
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
             doc["metadata"]["name"] = f"{namespace}-corral"
         if doc["kind"] == "ClusterRoleBinding":
             doc["roleRef"]["name"] = f"{namespace}-corral"
@@ -170,10 +171,15 @@ def test_operator_does_its_job_with_only_the_charts_rbac(
                 f"--kubeconfig={kubeconfig}",
                 f"--metrics-port={free_port()}",
                 f"--health-port={free_port()}",
+                # The chart's Lease Role: leader election works with it alone.
+                "--leader-elect",
+                f"--leader-election-namespace={namespace}",
+                "--leader-election-id=corral",
             ],
             name="corral-sa",
         )
         process.wait_for_log(r"cache seeded", timeout=60)
+        process.wait_for_log(r"leading \(Lease", timeout=30)
         jobs.create(training_job("rbac", namespace).workers(2).gpus(8).pool(pool).obj())
         status = jobs.wait_phase("rbac", "Running")
         assert len(status["placement"]["nodes"]) == 2

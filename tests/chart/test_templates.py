@@ -10,12 +10,16 @@ from tests.chart.helm import NAMESPACE, PROMETHEUS_OPERATOR, render
 def test_defaults_render_a_restricted_operator_with_least_privilege() -> None:
     chart = render()
     assert chart.kinds() == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount",
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role",
+        "RoleBinding", "Service", "ServiceAccount",
     ]  # fmt: skip
     deployment = chart.one("Deployment")
     assert deployment["metadata"]["namespace"] == NAMESPACE
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -23,7 +27,9 @@ def test_defaults_render_a_restricted_operator_with_least_privilege() -> None:
     container = chart.container()
     assert container["image"] == "ghcr.io/corral-dev/corral:0.1.0"
     assert container["args"] == [
-        "run", "--metrics-port=8080", "--health-port=8081", "--log-level=info",
+        "run", "--metrics-port=8080", "--health-port=8081", "--leader-elect",
+        f"--leader-election-namespace={NAMESPACE}", "--leader-election-id=corral",
+        "--log-level=info",
     ]  # fmt: skip
     assert container["securityContext"] == {
         "allowPrivilegeEscalation": False,
@@ -168,3 +174,27 @@ def test_namespace_object_only_on_request() -> None:
     namespace = render({"namespace": {"create": True}}).one("Namespace")
     assert namespace["metadata"]["name"] == NAMESPACE
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_leader_election_rbac_is_one_namespaced_lease_and_a_budget_keeps_a_replica() -> None:
+    chart = render()
+    role = chart.one("Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["corral"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    assert chart.one("RoleBinding")["roleRef"]["name"] == role["metadata"]["name"]
+    assert chart.one("PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+def test_one_replica_without_leader_election_is_the_old_single_operator() -> None:
+    chart = render({"replicas": 1, "leaderElection": {"enabled": False}})
+    assert not chart.has("Role") and not chart.has("PodDisruptionBudget")
+    assert chart.one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in chart.container()["args"]

@@ -29,6 +29,10 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
     "log level trace": ({"logLevel": "trace"}, "at '/logLevel'"),
     "zero replicas": ({"replicas": 0}, "at '/replicas': minimum"),
     "replicas as text": ({"replicas": "2"}, "at '/replicas'"),
+    "two replicas without leader election": (
+        {"replicas": 2, "leaderElection": {"enabled": False}},
+        "replicas 2 needs leaderElection.enabled: true",
+    ),
     "unknown top-level key": ({"replica": 1}, "additional properties 'replica' not allowed"),
     "unknown nested key": ({"metrics": {"serviceMonitr": {}}}, "'serviceMonitr' not allowed"),
     "image tag injecting YAML": ({"image": {"tag": "1.0\nhostPID: true"}}, "at '/image/tag'"),

@@ -45,4 +45,12 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- if and (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) -}}
 {{- fail "serviceAccount.create is false: set serviceAccount.name to the existing ServiceAccount the operator runs as" -}}
 {{- end -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail (printf "replicas %v needs leaderElection.enabled: true (two operators deciding at once would place gangs twice)" .Values.replicas) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The leader-election Lease: leaderElection.leaseName, else the release fullname. */}}
+{{- define "corral.leaseName" -}}
+{{- .Values.leaderElection.leaseName | default (include "corral.fullname" .) -}}
 {{- end -}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 from typing import Any
@@ -46,6 +47,25 @@ def register(subparsers: Any) -> None:
         help="Prometheus for InferenceServices that name none in "
         "spec.autoscaling.metrics.prometheus (e.g. http://prometheus.monitoring:9090)",
     )
+    parser.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="elect a leader among replicas with a coordination.k8s.io Lease (the chart turns "
+        "it on); a replica that loses the Lease exits 1 and comes back as a standby",
+    )
+    parser.add_argument(
+        "--leader-election-namespace",
+        metavar="NAMESPACE",
+        help="namespace of the Lease (default: the pod's own namespace, else the kubeconfig "
+        "context's, else default)",
+    )
+    parser.add_argument(
+        "--leader-election-id",
+        default="corral",
+        metavar="NAME",
+        help="name of the Lease (default corral); replicas with the same one elect one leader",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -73,14 +93,24 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
+    from corral.kube import kubeconfig
     from corral.kube.rest import KubeAPI
 
     try:
-        api = KubeAPI.from_environment(args.kubeconfig)
-    except Exception as exc:  # the loader raises several types; the user needs one line
+        config = kubeconfig.from_environment(args.kubeconfig)
+    except (kubeconfig.ConfigError, OSError) as exc:
         where = args.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         reason = " ".join(str(exc).split())
         raise UsageError(f"cannot load cluster credentials from {where}: {reason}") from None
+    api = KubeAPI.from_config(config)
+    election = None
+    if args.leader_elect:
+        from corral.controllers.leader import LeaderElection
+
+        election = LeaderElection(
+            namespace=args.leader_election_namespace or config.namespace or "default",
+            name=args.leader_election_id,
+        )
     level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level > logging.DEBUG:
@@ -92,12 +122,47 @@ def handle(args: argparse.Namespace) -> int:
             start_http_server(metrics_port, registry=metrics.REGISTRY)
         except OSError as exc:
             raise UsageError(f"--metrics-port {metrics_port}: {exc.strerror}") from None
+    _log_in_with(api)
+    lost = asyncio.Event()
     kopf.run(
         clusterwide=True,
         standalone=True,
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
         memo=kopf.Memo(
-            api=api, usage_refresh_seconds=args.usage_refresh, prometheus_url=args.prometheus_url
+            api=api,
+            usage_refresh_seconds=args.usage_refresh,
+            prometheus_url=args.prometheus_url,
+            leader_election=election,
+            leadership_lost=lost,
         ),
+        stop_flag=lost,
     )
-    return 0
+    return 1 if lost.is_set() else 0
+
+
+def _log_in_with(api: Any) -> None:
+    """kopf authenticates with Corral's own credentials (exec plugins, OIDC, rotating tokens)
+    instead of piggybacking on the kubernetes package, which the operator does without."""
+    import kopf
+
+    logins = 0
+
+    @kopf.on.login(id="corral")
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        nonlocal logins
+        if logins:
+            api.credentials.invalidate()  # kopf logs in again only after a 401
+        logins += 1
+        material = await api.credentials.current()
+        certificate = material.certificate
+        return kopf.ConnectionInfo(
+            server=api.host,
+            ca_data=api.tls.ca_pem,
+            insecure=api.tls.insecure or None,
+            scheme="Bearer" if material.token else None,
+            token=material.token,
+            username=material.basic[0] if material.basic else None,
+            password=material.basic[1] if material.basic else None,
+            certificate_data=certificate[0] if certificate else None,
+            private_key_data=certificate[1] if certificate else None,
+        )

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from corral import metrics
 from corral.kube.errors import ApiError
+from corral.kube.rest import KubeAPI, RetryPolicy
 
 log = logging.getLogger("corral.leader")
 
@@ -305,3 +306,46 @@ class LeaderElector:
             result = callback()
             if inspect.isawaitable(result):
                 await result
+
+
+@dataclass(frozen=True)
+class LeaderElection:
+    """`corral run --leader-elect` settings."""
+
+    namespace: str
+    name: str = "corral"
+    identity: str | None = None
+    lease_duration: float = LEASE_DURATION_SECONDS
+    renew_deadline: float = RENEW_DEADLINE_SECONDS
+    retry_period: float = RETRY_PERIOD_SECONDS
+
+
+def start_election(
+    api: KubeAPI,
+    election: LeaderElection,
+    *,
+    on_started_leading: Callback | None = None,
+    on_stopped_leading: Callback | None = None,
+) -> tuple[LeaderElector, asyncio.Task[None]]:
+    """Fence `api` with a new elector and start it. The elector talks through a client of its
+    own (unfenced, no retries, a short timeout): its renewals never queue behind the operator's
+    writes, and a renewal that hangs is abandoned well before the renew deadline."""
+    lease_api = api.clone(
+        fence=None,
+        retry=RetryPolicy(retries=0),
+        request_timeout=election.renew_deadline / 2,
+        connections=2,
+    )
+    elector = LeaderElector(
+        lease_api,
+        namespace=election.namespace,
+        name=election.name,
+        identity=election.identity,
+        lease_duration=election.lease_duration,
+        renew_deadline=election.renew_deadline,
+        retry_period=election.retry_period,
+        on_started_leading=on_started_leading,
+        on_stopped_leading=on_stopped_leading,
+    )
+    api.fence = elector.is_leader
+    return elector, asyncio.create_task(elector.run(), name="corral-leader-election")

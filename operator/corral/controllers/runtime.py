@@ -30,9 +30,8 @@ from corral.controllers.informer import Informer, Resource
 from corral.controllers.live import LiveCluster
 from corral.controllers.trainingjob import TrainingJobController
 from corral.controllers.workqueue import WorkQueue
-from corral.kube import builders
 from corral.kube.client import Client
-from corral.kube.rest import ApiError, core_path
+from corral.kube.rest import ApiError
 from corral.scheduling.actions import Emit
 from corral.sources.metrics import MetricsSource
 
@@ -343,35 +342,6 @@ def _key_of(obj: Obj) -> str:
 def _meta_only(key: str) -> Obj:
     namespace, _, name = key.rpartition("/")
     return {"metadata": {"name": name, **({"namespace": namespace} if namespace else {})}}
-
-
-class ApiEvents:
-    """Posts Events in the background: a reconcile never waits for one, and a lost one never
-    fails it. Each event is logged too, so the log tells the same story as `kubectl describe`."""
-
-    def __init__(self, api: Client, clock: Clock, in_flight: int = 256):
-        self.api = api
-        self.clock = clock
-        self.in_flight = in_flight
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def __call__(self, involved: Obj, type_: str, reason: str, message: str) -> None:
-        _log_event(involved, type_, reason, message)
-        if len(self._tasks) >= self.in_flight:
-            log.warning("dropped event %s: %d events are being posted", reason, len(self._tasks))
-            return
-        task = asyncio.get_running_loop().create_task(self._post(involved, type_, reason, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _post(self, involved: Obj, type_: str, reason: str, message: str) -> None:
-        body = builders.event(
-            involved=involved, type_=type_, reason=reason, message=message, now=self.clock.now()
-        )
-        try:
-            await self.api.create(core_path("events", body["metadata"]["namespace"]), body)
-        except ApiError as exc:
-            log.warning("could not post event %s: %s", reason, exc)
 
 
 def _log_event(involved: Obj, type_: str, reason: str, message: str) -> None:
