@@ -70,6 +70,8 @@ bench: install binaries
 	$(BIN)/python bench/fleet.py --out bench/results/fleet.json
 	$(BIN)/python bench/autoscaling.py
 	$(BIN)/python bench/spot_policy.py
+	$(BIN)/python bench/client.py
+	CORRAL_CHAOS_MODE=long $(BIN)/pytest -q -s e2e/test_chaos.py
 
 # The demo: the demo fleet (64 simulated 8-GPU hosts), Corral's CRDs and samples, and the
 # operator in the foreground. Ctrl-C stops the operator; `make dev-down` stops the fleet.

@@ -4,7 +4,7 @@ The same canned API server (a separate process on 127.0.0.1 serving realistic No
 paginated as kube-apiserver does, and answering PATCHes) is read by each client in a process of
 its own, so import cost, CPU and memory are each client's alone:
 
-- LIST 2,000 nodes and 16,000 pods (median of 3, seconds), in the form the library yields:
+- LIST 2,000 nodes and 16,000 pods (seconds; the median of 2 lists in each of 2 runs), in the form the library yields:
   corral and kr8s(raw) give dicts; lightkube and kubernetes_asyncio give typed models (and
   kubernetes_asyncio(raw) the undecoded answer turned into dicts by json.loads);
 - RSS: after import, and with the last LIST results held (MiB), and the peak;
@@ -429,7 +429,7 @@ def rss_mib() -> float:
 
 
 async def child(
-    name: str, url: str, patches: int, concurrency: int, kubeconfig: str
+    name: str, url: str, patches: int, concurrency: int, kubeconfig: str, lists: int
 ) -> dict[str, Any]:
     started = time.perf_counter()
     list_all, patch_one, close = await client_for(name, url, kubeconfig)
@@ -438,7 +438,7 @@ async def child(
     times: list[float] = []
     held: Any = None
     counts = (0, 0)
-    for _ in range(3):
+    for _ in range(lists):
         held = None
         begin = time.perf_counter()
         nodes, pods = await list_all()
@@ -611,7 +611,8 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=16000)
     parser.add_argument("--patches", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each client (medians)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each client (medians)")
+    parser.add_argument("--lists", type=int, default=2, help="LISTs per run (median)")
     parser.add_argument("--quick", action="store_true", help="200 nodes, 1,600 pods, 300 patches")
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "client.json")
@@ -623,7 +624,7 @@ def main() -> int:
         args.nodes, args.pods, args.patches, args.rounds = 200, 1600, 300, 1
     if args.child:
         result = asyncio.run(
-            child(args.child, args.url, args.patches, args.concurrency, args.kubeconfig)
+            child(args.child, args.url, args.patches, args.concurrency, args.kubeconfig, args.lists)
         )
         print(json.dumps(result))
         return 0
@@ -688,6 +689,8 @@ def run_child(
             str(args.patches),
             "--concurrency",
             str(args.concurrency),
+            "--lists",
+            str(args.lists),
         ],
         capture_output=True,
         text=True,
@@ -722,7 +725,7 @@ def combine(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
 def report(results: list[dict[str, Any]], args: argparse.Namespace, pinned: dict[str, str]) -> None:
     base = next((r for r in results if r["client"] == "corral" and "error" not in r), None)
     print(
-        f"\nLIST {args.nodes} nodes + {args.pods} pods (medians of 3 lists x {args.rounds} rounds), "
+        f"\nLIST {args.nodes} nodes + {args.pods} pods (medians of {args.lists} lists x {args.rounds} rounds), "
         f"{args.patches} merge PATCHes "
         f"at concurrency {args.concurrency}; canned API server on 127.0.0.1 (own process)\n"
     )

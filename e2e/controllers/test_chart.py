@@ -53,7 +53,10 @@ def token_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path)
 def test_chart_renders_the_generated_crds_and_a_restricted_deployment(namespace: str) -> None:
     docs = render(namespace)
     kinds = sorted(doc["kind"] for doc in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    assert kinds == [
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role",
+        "RoleBinding", "Service", "ServiceAccount",
+    ]  # fmt: skip
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True

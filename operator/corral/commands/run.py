@@ -66,6 +66,18 @@ def register(subparsers: Any) -> None:
         metavar="NAME",
         help="name of the Lease (default corral); replicas with the same one elect one leader",
     )
+    for flag, default, what in (
+        ("lease-duration", 15.0, "how long a Lease not renewed stays taken"),
+        ("renew-deadline", 10.0, "how long the leader keeps trying to renew before it stops"),
+        ("retry-period", 2.0, "how often candidates and the leader try"),
+    ):
+        parser.add_argument(
+            f"--leader-election-{flag}",
+            type=float,
+            default=default,
+            metavar="SECONDS",
+            help=f"{what} (default {default:g}, controller-runtime's)",
+        )
     parser.set_defaults(handler=handle)
 
 
@@ -110,7 +122,15 @@ def handle(args: argparse.Namespace) -> int:
         election = LeaderElection(
             namespace=args.leader_election_namespace or config.namespace or "default",
             name=args.leader_election_id,
+            lease_duration=args.leader_election_lease_duration,
+            renew_deadline=args.leader_election_renew_deadline,
+            retry_period=args.leader_election_retry_period,
         )
+        if not election.lease_duration > election.renew_deadline > election.retry_period * 1.2:
+            raise UsageError(
+                "leader election needs --leader-election-lease-duration > "
+                "--leader-election-renew-deadline > 1.2 x --leader-election-retry-period"
+            )
     level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level > logging.DEBUG:
