@@ -193,7 +193,7 @@ def test_updates_waiting_to_be_sent_are_coalesced() -> None:
         events = recorder(api, clock)
         for _ in range(5):  # before the sender runs: one create, with the count it reached
             events.post(job(), "Warning", "BindTimeout", "not bound")
-        assert len(events) == 1
+        assert events.pending == 1
         events.start()
         await asyncio.wait_for(events.drained(), 5)
         await events.stop()
@@ -211,7 +211,7 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:
         events = recorder(api, clock, queue_size=3)
         for i in range(10):
             events.post(job(f"j{i}", f"u{i}"), "Normal", "Queued", "waiting")
-        assert len(events) == 3
+        assert events.pending == 3
         events.start()
         await asyncio.wait_for(events.drained(), 5)
         await events.stop()
@@ -285,3 +285,9 @@ def test_every_post_is_logged_even_when_filtered(caplog: pytest.LogCaptureFixtur
 
 def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
+
+
+def test_an_idle_recorder_is_still_a_recorder() -> None:
+    """`post_event or default` must not drop an empty recorder (no __len__ making it falsy)."""
+    recorder_ = EventRecorder(EventsAPI(), clock=Clock())  # type: ignore[arg-type]
+    assert recorder_ and recorder_.pending == 0

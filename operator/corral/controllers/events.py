@@ -259,7 +259,9 @@ class EventRecorder:
     __call__ = post
     """The runtime's PostEvent: `recorder(involved, type, reason, message)`."""
 
-    def __len__(self) -> int:
+    @property
+    def pending(self) -> int:
+        """Writes waiting to be sent. (Not __len__: an empty recorder must stay truthy.)"""
         return len(self._order)
 
     def start(self) -> None:

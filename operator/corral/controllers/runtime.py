@@ -76,7 +76,7 @@ class Operator:
         self.cluster = LiveCluster(self.cache)
         self.queue = WorkQueue(self.clock)
         self.usage_refresh_seconds = usage_refresh_seconds
-        self.post_event: PostEvent = post_event or _log_event
+        self.post_event: PostEvent = post_event if post_event is not None else _log_event
         self.executor = Executor(api, self.cache, self.post_event)
         self.jobs = TrainingJobController(self)
         self.inference = InferenceServiceController(
