@@ -71,7 +71,7 @@ bench: install binaries
 	$(BIN)/python bench/autoscaling.py
 	$(BIN)/python bench/spot_policy.py
 	$(BIN)/python bench/client.py
-	CORRAL_CHAOS_MODE=long $(BIN)/pytest -q -s e2e/test_chaos.py
+	CORRAL_CHAOS_MODE=long $(BIN)/pytest -q -s e2e/controllers/test_chaos.py
 
 # The demo: the demo fleet (64 simulated 8-GPU hosts), Corral's CRDs and samples, and the
 # operator in the foreground. Ctrl-C stops the operator; `make dev-down` stops the fleet.

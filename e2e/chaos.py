@@ -1,5 +1,5 @@
-"""The chaos run of the operator on the local fleet (e2e/test_chaos.py; `make bench` runs the long
-mode): jobs arrive, finish and fail while operator replicas are SIGKILLed at random moments,
+"""The chaos run of the operator on the local fleet (e2e/controllers/test_chaos.py; `make bench`
+runs the long mode): jobs arrive, finish and fail while operator replicas are SIGKILLed at random moments,
 kube-apiserver is restarted once, and the leader is killed; samplers watch the invariants all
 along.
 
@@ -74,6 +74,8 @@ class Report:
     kills: int = 0
     leader_kills: int = 0
     apiserver_restarts: int = 0
+    apiserver_down_seconds: float | None = None
+    control_plane_revived: dict[str, int] = field(default_factory=dict)
     failovers: list[float] = field(default_factory=list)
     samples: int = 0
     overcommits: list[str] = field(default_factory=list)
@@ -93,6 +95,8 @@ class Report:
             "kills": self.kills,
             "leader_kills": self.leader_kills,
             "apiserver_restarts": self.apiserver_restarts,
+            "apiserver_down_seconds": self.apiserver_down_seconds,
+            "control_plane_revived": self.control_plane_revived,
             "failover_seconds_p50": failovers[len(failovers) // 2] if failovers else None,
             "failover_seconds_max": failovers[-1] if failovers else None,
             "failovers": [round(f, 2) for f in failovers],
@@ -142,6 +146,7 @@ class Chaos:
         self.fail_jobs: set[str] = set()
         self.running_since: dict[str, float] = {}
         self.exited: set[str] = set()
+        self.control_plane = ControlPlane(cluster)
 
     # -- replicas ---------------------------------------------------------------------------------
 
@@ -203,6 +208,7 @@ class Chaos:
             for replica in self.replicas:
                 if replica.process is None or not replica.process.running:
                     self.start_replica(replica)
+            self.control_plane.revive()
             time.sleep(0.2)
 
     def sample(self) -> None:
@@ -354,7 +360,10 @@ class Chaos:
         )
 
     def restart_apiserver(self) -> None:
-        restart_apiserver(self.cluster)
+        started = time.monotonic()
+        self.control_plane.restart("kube-apiserver")
+        self.control_plane.wait_ready()
+        self.report.apiserver_down_seconds = time.monotonic() - started
         self.report.apiserver_restarts += 1
 
     # -- the run ----------------------------------------------------------------------------------
@@ -375,6 +384,8 @@ class Chaos:
             self.stop.set()
             for thread in threads:
                 thread.join(10)
+            self.control_plane.revive()
+            self.report.control_plane_revived = dict(self.control_plane.revived)
             for replica in self.replicas:
                 if replica.process is not None:
                     replica.process.stop()
@@ -412,6 +423,17 @@ class Chaos:
             else self.rng.choice(self.replicas)
         )
         was_leader = target is leader and leader is not None
+        if was_leader:
+            # Failover is measured to a standby that is up (its cache synced), not to one that
+            # the previous kill left starting.
+            standby = next(r for r in self.replicas if r is not target)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (
+                standby.process is not None
+                and standby.process.running
+                and "cache seeded" in standby.process.logs()
+            ):
+                time.sleep(0.2)
         killed_at = time.monotonic()
         old_holder = self.holder()
         self.kill(target)
@@ -488,44 +510,88 @@ def parse_metrics(text: str) -> tuple[float | None, float]:
     return leader, writes
 
 
-def restart_apiserver(cluster: Cluster) -> None:
-    """Stop kube-apiserver (SIGTERM, as a rolling restart would) and start it again with the same
-    command line; its pid file is updated so the fleet's health check and teardown follow it."""
-    from corral.localfleet.cluster import FleetDirs
+@dataclass(frozen=True)
+class _Command:
+    args: list[str]
+    env: dict[str, str]
+    cwd: str
 
-    assert cluster.fleet_name, "kube-apiserver can be restarted only on a local fleet"
-    dirs = FleetDirs.of(cluster.fleet_name)
-    pid_file = dirs.pid_file("kube-apiserver")
-    pid = int(pid_file.read_text().strip())
-    args = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-    environ = dict(
-        entry.split(b"=", 1)
-        for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        if b"=" in entry
-    )
-    cwd = os.readlink(f"/proc/{pid}/cwd")
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    log = open(dirs.component_log("kube-apiserver"), "ab")  # noqa: SIM115 (the child keeps it)
-    process = subprocess.Popen(
-        [a.decode() for a in args],
-        env={k.decode(): v.decode() for k, v in environ.items()},
-        cwd=cwd,
-        stdout=log,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log.close()
-    pid_file.write_text(str(process.pid))
-    ready = time.monotonic() + 90
-    while time.monotonic() < ready:
+
+class ControlPlane:
+    """The local fleet's components as a kubelet keeps static pods: one can be restarted, and
+    one that exits (kube-scheduler and kube-controller-manager exit when they lose their own
+    leader Lease while kube-apiserver is away) is started again with its command line. Pid files
+    are kept current, so the fleet's health check and teardown follow the new processes."""
+
+    SUPERVISED = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
+
+    def __init__(self, cluster: Cluster):
+        from corral.localfleet.cluster import FleetDirs
+
+        assert cluster.fleet_name, "the control plane can be restarted only on a local fleet"
+        self.cluster = cluster
+        self.dirs = FleetDirs.of(cluster.fleet_name)
+        self.commands = {name: self._command(self._pid(name)) for name in self.SUPERVISED}
+        self.revived: Counter[str] = Counter()
+        self._restarting: set[str] = set()
+        """Components being restarted on purpose: revive() leaves them alone."""
+
+    def _pid(self, name: str) -> int:
+        return int(self.dirs.pid_file(name).read_text().strip())
+
+    @staticmethod
+    def _command(pid: int) -> _Command:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        env = dict(e.decode().split("=", 1) for e in environ if b"=" in e)
+        return _Command([a.decode() for a in args], env, os.readlink(f"/proc/{pid}/cwd"))
+
+    def alive(self, name: str) -> bool:
+        stat = Path(f"/proc/{self._pid(name)}/stat")
         try:
-            if cluster.kubectl("get", "--raw", "/readyz").strip() == "ok":
-                return
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("kube-apiserver did not come back within 90s")
+            return stat.read_text().split(") ", 1)[1][0] != "Z"
+        except (OSError, IndexError):
+            return False
+
+    def start(self, name: str) -> None:
+        command = self.commands[name]
+        with open(self.dirs.component_log(name), "ab") as log:
+            process = subprocess.Popen(
+                command.args,
+                env=command.env,
+                cwd=command.cwd,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.dirs.pid_file(name).write_text(str(process.pid))
+
+    def restart(self, name: str) -> None:
+        """SIGTERM (as a rolling restart does), wait for the exit, start again."""
+        self._restarting.add(name)
+        try:
+            os.kill(self._pid(name), signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while self.alive(name) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.start(name)
+        finally:
+            self._restarting.discard(name)
+
+    def revive(self) -> None:
+        for name in self.SUPERVISED:
+            if name not in self._restarting and not self.alive(name):
+                self.revived[name] += 1
+                self.start(name)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.cluster.kubectl("get", "--raw", "/readyz").strip() == "ok":
+                    return
+            except Exception:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"kube-apiserver not ready within {timeout:.0f}s")

@@ -19,7 +19,7 @@ from chaos import FAST, LONG, Chaos
 from harness import Cluster
 from operator_support import MakePool
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_operator_converges_through_kills_an_apiserver_restart_and_failovers(
@@ -48,6 +48,7 @@ def test_operator_converges_through_kills_an_apiserver_restart_and_failovers(
     assert not report.unconverged, report.unconverged[:5]
     assert not report.orphans, report.orphans[:5]
     assert report.samples >= 20
-    # Failover is bounded by the lease duration plus a retry (and the time to see it).
-    lease, _, retry = mode.lease
-    assert max(report.failovers) <= lease + 4 * retry + 3, report.failovers
+    # Failover to a warm standby: the lease runs out (as the standby last saw it renewed), then
+    # its next retry; twice the lease leaves room for a loaded CI machine.
+    lease = mode.lease[0]
+    assert max(report.failovers) <= 2 * lease + 2, report.failovers
