@@ -51,10 +51,18 @@ class Mode:
     lease: tuple[float, float, float]
     """Lease duration, renew deadline, retry period."""
     converge_timeout: float
+    apiserver_grace: float
+    """Seconds kube-apiserver may drain on SIGTERM before it is killed."""
 
 
-FAST = Mode("fast", window=45, kills=20, jobs=14, lease=(4.0, 3.0, 0.5), converge_timeout=120)
-LONG = Mode("long", window=240, kills=40, jobs=60, lease=(15.0, 10.0, 2.0), converge_timeout=400)
+FAST = Mode(
+    "fast", window=45, kills=20, jobs=14, lease=(4.0, 3.0, 0.5), converge_timeout=120,
+    apiserver_grace=3,
+)  # fmt: skip
+LONG = Mode(
+    "long", window=240, kills=40, jobs=60, lease=(15.0, 10.0, 2.0), converge_timeout=400,
+    apiserver_grace=70,
+)  # fmt: skip
 
 
 @dataclass
@@ -361,7 +369,7 @@ class Chaos:
 
     def restart_apiserver(self) -> None:
         started = time.monotonic()
-        self.control_plane.restart("kube-apiserver")
+        self.control_plane.restart("kube-apiserver", grace=self.mode.apiserver_grace)
         self.control_plane.wait_ready()
         self.report.apiserver_down_seconds = time.monotonic() - started
         self.report.apiserver_restarts += 1
@@ -567,14 +575,20 @@ class ControlPlane:
             )
         self.dirs.pid_file(name).write_text(str(process.pid))
 
-    def restart(self, name: str) -> None:
-        """SIGTERM (as a rolling restart does), wait for the exit, start again."""
+    def restart(self, name: str, grace: float) -> None:
+        """SIGTERM (as a rolling restart does), SIGKILL after `grace` seconds (kube-apiserver
+        drains its watches for up to a minute), start again."""
         self._restarting.add(name)
         try:
-            os.kill(self._pid(name), signal.SIGTERM)
-            deadline = time.monotonic() + 60
+            pid = self._pid(name)
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
             while self.alive(name) and time.monotonic() < deadline:
                 time.sleep(0.1)
+            if self.alive(name):
+                os.kill(pid, signal.SIGKILL)
+                while self.alive(name):
+                    time.sleep(0.05)
             self.start(name)
         finally:
             self._restarting.discard(name)

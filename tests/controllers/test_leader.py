@@ -267,3 +267,22 @@ def test_failover_between_two_running_replicas_in_real_time() -> None:
 def test_durations_must_nest() -> None:
     with pytest.raises(ValueError, match="lease duration > renew deadline"):
         elector(LeaseAPI(), "a", lease_duration=10, renew_deadline=10)
+
+
+def test_start_election_fences_the_client_until_this_replica_leads() -> None:
+    from corral.controllers.leader import LeaderElection, start_election
+    from corral.kube.errors import Fenced
+    from corral.kube.rest import KubeAPI
+
+    async def scenario() -> None:
+        api = KubeAPI("http://127.0.0.1:9")  # nothing listens: a write must not even be tried
+        elector, task = start_election(api, LeaderElection(namespace="corral-system"))
+        assert api.fence is not None and not api.fence()
+        with pytest.raises(Fenced):
+            await api.create("/api/v1/namespaces/ml/pods", {"metadata": {"name": "w-0"}})
+        assert elector.api is not api, "the elector has a client (and connections) of its own"
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await api.close()
+
+    run(scenario())
