@@ -56,7 +56,7 @@ prometheus:
 	  fi; }
 	@prometheus --version 2>&1 | head -n 1
 
-.PHONY: binaries dev-down
+.PHONY: binaries dev-down dev-interrupt
 # Find or build kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, kwokctl,
 # kubectl and helm (idempotent: a warm cache costs well under a second).
 binaries: install
@@ -90,7 +90,29 @@ dev: install binaries
 	  trap '' INT; trap 'kill $$pid' TERM; \
 	  $(DEV_KUBECTL) wait trainingjob --all -n default --for=jsonpath='{.status.phase}'=Running --timeout=90s >/dev/null || true; \
 	  $(DEV_KUBECTL) get gpupools,trainingjobs -A -o wide; \
+	  $(MAKE) --no-print-directory dev-interrupt; \
 	  wait $$pid
+
+# An interruption survived, on the running demo: an AWS spot notice on a node of llama-pretrain;
+# the operator asks its workers to checkpoint, this recipe answers as the workload would (step
+# 1000), and the gang moves and resumes from that step. `make dev` runs it once the samples run.
+DEV_JOB := llama-pretrain
+dev-interrupt: install
+	@node=$$($(DEV_KUBECTL) get trainingjob $(DEV_JOB) -n default -o jsonpath='{.status.placement.nodes[0]}'); \
+	  test -n "$$node" || { echo "dev-interrupt: $(DEV_JOB) is not placed"; exit 0; }; \
+	  echo "== AWS spot notice on $$node (reclaimed in 60s); $(DEV_JOB) checkpoints and moves =="; \
+	  KUBECONFIG=$(DEV_KUBECONFIG) $(BIN)/corral fleet interrupt $$node --source aws --notice 60s --name demo & notice=$$!; \
+	  for i in $$(seq 60); do \
+	    req=$$($(DEV_KUBECTL) get pods -n default -l corral.dev/job=$(DEV_JOB) -o jsonpath='{.items[0].metadata.annotations.corral\.dev/checkpoint-requested}'); \
+	    test -n "$$req" && break; sleep 1; \
+	  done; \
+	  echo "checkpoint requested: $$req; acknowledging as the workload (step 1000)"; \
+	  $(DEV_KUBECTL) annotate pods -n default -l corral.dev/job=$(DEV_JOB) --overwrite \
+	    corral.dev/checkpoint-completed=$$req corral.dev/checkpoint-step=1000 corral.dev/checkpoint-uri=s3://demo/ckpt-1000 >/dev/null; \
+	  $(DEV_KUBECTL) wait trainingjob $(DEV_JOB) -n default --for=jsonpath='{.status.interruptions}'=1 --timeout=60s >/dev/null || true; \
+	  $(DEV_KUBECTL) wait trainingjob $(DEV_JOB) -n default --for=jsonpath='{.status.phase}'=Running --timeout=90s >/dev/null || true; \
+	  $(DEV_KUBECTL) get trainingjob $(DEV_JOB) -n default -o custom-columns='NAME:.metadata.name,PHASE:.status.phase,INTERRUPTIONS:.status.interruptions,RESTARTS:.status.restarts,LAST RESTART:.status.lastRestart.reason,RESUMED AT STEP:.status.lastCheckpoint.step,NODES:.status.placement.nodes'; \
+	  wait $$notice
 
 dev-down: install
 	$(BIN)/corral fleet down --name demo

@@ -216,3 +216,56 @@ def test_restarted_workers_get_the_resume_point_in_their_env() -> None:
     assert env[protocol.RESUME_STEP_ENV] == "4200"
     assert env[protocol.RESUME_FROM_ENV] == "s3://ckpt/4200"
     assert env[protocol.RESUME_ID_ENV] == "1796040000-notice"
+
+
+def test_a_storm_every_job_resumes_from_its_own_checkpoint_and_nothing_is_overcommitted() -> None:
+    """Half the spot nodes noticed at once under several running jobs: each job checkpoints,
+    moves and runs again; none resumes from an older checkpoint than it had; no node holds more
+    devices than it has."""
+    c = InMemoryCluster(
+        [spot_node(f"h{i:02d}").obj() for i in range(12)],
+        [pool_builder("p").select(pool="p").obj()],
+    )
+    names = [f"j{i}" for i in range(3)]
+    for name in names:
+        c.submit(job(name).workers(2).gpus(8).dict(), T0)
+    run(c, T0)
+    keys = [f"default/{name}" for name in names]
+    assert all(c.jobs[k]["status"]["phase"] == "Running" for k in keys)
+    now = T0 + timedelta(seconds=600)
+    used = sorted({n for k in keys for n in c.jobs[k]["status"]["placement"]["nodes"]})
+    for name in used[::2] + [n for n in sorted(c.nodes) if n not in used][:3]:  # half of them
+        notice_on(c, name)
+    c.settle(now)
+    before: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        s = c.jobs[key]["status"]
+        if s["phase"] != "Checkpointing":
+            continue
+        request = {
+            p["metadata"]["annotations"][protocol.REQUESTED]
+            for p in c.pods.values()
+            if p["metadata"]["labels"]["corral.dev/job"] == key.split("/")[1]
+            and p["metadata"]["labels"]["corral.dev/restart"] == str(s["attempt"])
+        }.pop()
+        step = 100 * (index + 1)
+        before[key] = step
+        for pod in c.pods.values():
+            if pod["metadata"]["labels"]["corral.dev/job"] == key.split("/")[1]:
+                pod["metadata"]["annotations"].update(
+                    {protocol.COMPLETED: request, protocol.STEP: str(step)}
+                )
+                c._touch(pod)
+    assert before, "the storm hit at least one job"
+    later = now + timedelta(seconds=5)
+    run(c, later)
+    for key in keys:
+        s = c.jobs[key]["status"]
+        assert s["phase"] == "Running", (key, s)
+        assert s["restarts"] == 0
+        if key in before:
+            assert s["interruptions"] == 1 and s["lastCheckpoint"]["step"] == before[key]
+            noticed = {n for n in c.nodes if c.node_notice(n) is not None}
+            assert not noticed & set(s["placement"]["nodes"])
+    for name, amounts in c.snapshot.usage.items():
+        assert amounts.get("nvidia.com/gpu", 0) <= 8, (name, amounts)
