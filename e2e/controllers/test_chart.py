@@ -165,8 +165,12 @@ def test_operator_does_its_job_with_only_the_charts_rbac(
         )
         kubeconfig = token_kubeconfig(cluster, namespace, account, tmp_path / "sa.kubeconfig")
         pool = make_pool([node("h1").rack("r1"), node("h2").rack("r1")])
+        # No admin $KUBECONFIG around: kopf's own login, too, must use the ServiceAccount's.
         process = spawn(
             [
+                "env",
+                "-u",
+                "KUBECONFIG",
                 sys.executable,
                 "-m",
                 "corral",
