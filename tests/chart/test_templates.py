@@ -198,3 +198,14 @@ def test_one_replica_without_leader_election_is_the_old_single_operator() -> Non
     assert not chart.has("Role") and not chart.has("PodDisruptionBudget")
     assert chart.one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
     assert "--leader-elect" not in chart.container()["args"]
+
+
+def test_the_no_leader_alert_comes_with_leader_election_only() -> None:
+    def alerts(values: dict[str, object]) -> set[str]:
+        rule = render(values, api_versions=(PROMETHEUS_OPERATOR,)).one("PrometheusRule")
+        return {r["alert"] for r in rule["spec"]["groups"][0]["rules"]}
+
+    enabled = {"metrics": {"prometheusRule": {"enabled": True}}}
+    assert "CorralNoLeader" in alerts(enabled)
+    single = {**enabled, "replicas": 1, "leaderElection": {"enabled": False}}
+    assert "CorralNoLeader" not in alerts(single)
