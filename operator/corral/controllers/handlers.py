@@ -27,6 +27,9 @@ log = logging.getLogger("corral")
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.networking.request_timeout = 60
+    # kopf serves no resource of its own here: no need for it to discover CRDs and namespaces
+    # (nor for the RBAC that discovery takes).
+    settings.scanning.disabled = True
     api = memo.get("api") or KubeAPI.from_environment()
     clock = SystemClock()
     events = EventRecorder(api, clock=clock.now)
