@@ -131,6 +131,8 @@ MALFORMED: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     ("TrainingJob", "zero-budget", {"spec.budget": {"deviceHours": 0}}, ("spec.budget.deviceHours", "greater than 0")),
     ("TrainingJob", "pool-name", {"spec.pools": ["H100_Pool"]}, ("spec.pools[0]", "should match")),
     ("TrainingJob", "priority", {"spec.priority": 2000000}, ("spec.priority", "less than or equal to 1000000")),
+    ("TrainingJob", "priority-deprecated", {"spec.priority": 5}, ("spec.priority", "set spec.priorityClassName")),
+    ("TrainingJob", "template-priority-class", {"spec.template.spec.priorityClassName": "x"}, ("spec.template.spec.priorityClassName", "set the workload's spec.priorityClassName")),
     # The hostile tenant of issue 9: refused by the API server before the operator sees them.
     ("TrainingJob", "tolerations-map", {"spec.template.spec.tolerations": {"key": "x"}}, ("spec.template.spec.tolerations",)),
     ("TrainingJob", "node-selector-int", {"spec.template.spec.nodeSelector": {"a": 1}}, ("spec.template.spec.nodeSelector.a", "must be of type string")),

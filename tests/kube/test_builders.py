@@ -166,3 +166,9 @@ def test_event_names_its_object() -> None:
     assert body["metadata"]["namespace"] == "ml"
     assert body["metadata"]["name"].startswith("llama.")
     assert body["lastTimestamp"] == "2026-11-22T05:00:00Z"
+
+
+def test_workers_get_the_job_s_priority_class() -> None:
+    pod = build(spec=spec(priorityClassName="team-high"))
+    assert pod["spec"]["priorityClassName"] == "team-high"
+    assert "priorityClassName" not in build()["spec"]

@@ -1,4 +1,4 @@
-"""Queue order and the per-pool strict-FIFO policy."""
+"""Queue order, admission before holding, and the per-pool StrictFIFO / BestEffortFIFO policy."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tests.training.builders import at
 
-from corral.scheduling.queue import Held, QueueEntry, queue_order, schedule
+from corral.scheduling.queue import Held, Inadmissible, QueueEntry, queue_order, schedule
 
 
 @dataclass(frozen=True)
@@ -22,15 +22,26 @@ def entry(
 
 
 def run(
-    entries: list[QueueEntry], fitting: set[str], permanent: frozenset[str] = frozenset()
+    entries: list[QueueEntry],
+    fitting: set[str],
+    permanent: frozenset[str] = frozenset(),
+    refused: dict[str, Inadmissible] | None = None,
+    best_effort: frozenset[str] = frozenset(),
+    tried_in: dict[str, frozenset[str]] | None = None,
 ) -> dict[str, object]:
-    tried: list[str] = []
-
-    def try_place(e: QueueEntry) -> Result:
-        tried.append(e.key)
+    def try_place(e: QueueEntry, pools: frozenset[str]) -> Result:
+        if tried_in is not None:
+            tried_in[e.key] = pools
         return Result(e.key in fitting, e.key in permanent)
 
-    outcomes = schedule(entries, try_place, lambda r: r.fits, lambda r: r.permanent)
+    outcomes = schedule(
+        entries,
+        try_place,
+        lambda r: r.fits,
+        lambda r: r.permanent,
+        admit=lambda e: (refused or {}).get(e.key) or e.pools,
+        strict=lambda pool: pool not in best_effort,
+    )
     return {o.entry.key: o.result for o in outcomes}
 
 
@@ -65,8 +76,42 @@ def test_fitting_jobs_in_order_all_go() -> None:
     assert out == {"a": Result(True), "b": Result(True)}
 
 
-def test_job_spanning_pools_is_held_if_any_pool_is_held() -> None:
+def test_a_job_spanning_pools_uses_the_ones_not_held() -> None:
+    tried: dict[str, frozenset[str]] = {}
     out = run(
-        [entry("big", 10, pools=("a",)), entry("wide", 0, pools=("a", "b"))], fitting={"wide"}
+        [entry("big", 10, pools=("a",)), entry("wide", 0, pools=("a", "b"))],
+        fitting={"wide"},
+        tried_in=tried,
     )
-    assert isinstance(out["wide"], Held)
+    assert out["wide"] == Result(True)
+    assert tried["wide"] == {"b"}
+
+
+def test_a_job_whose_pools_are_all_held_waits_behind_the_head() -> None:
+    out = run(
+        [entry("big", 10, pools=("a", "b")), entry("wide", 0, pools=("a", "b"))], fitting={"wide"}
+    )
+    held = out["wide"]
+    assert isinstance(held, Held) and held.pools == ("a", "b")
+
+
+def test_best_effort_pools_are_never_held() -> None:
+    out = run(
+        [entry("big", 10), entry("small", 0, 1)], fitting={"small"}, best_effort=frozenset({"a"})
+    )
+    assert out["small"] == Result(True)
+
+
+def test_an_inadmissible_job_holds_nothing_and_is_not_tried() -> None:
+    """The poison job of issue 9: its nodeSelector matched no node, it held every pool it could
+    use, and the whole fleet idled behind it."""
+    refusal = Inadmissible("NoMatchingNodes", "no node matches", admitted=True)
+    tried: dict[str, frozenset[str]] = {}
+    out = run(
+        [entry("poison", 1000), entry("normal", 0, 1)],
+        fitting={"normal"},
+        refused={"poison": refusal},
+        tried_in=tried,
+    )
+    assert out == {"poison": refusal, "normal": Result(True)}
+    assert "poison" not in tried

@@ -140,6 +140,18 @@ class GPUPoolSpec(SpecModel):
     energy: Energy = Field(default_factory=Energy)
     tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(default_factory=list)
     """Tolerations added to every pod Corral places on the pool (for tainted GPU nodes)."""
+    namespace_selector: LabelSelector | None = None
+    """Namespaces whose workloads may be placed in the pool, by the namespace's labels (as
+    Kueue's ClusterQueue). Unset: every namespace. A workload from another namespace is
+    Unschedulable with the reason."""
+    queueing: QueueingStrategy = "StrictFIFO"
+    """How waiting gangs share the pool (Kueue's names). StrictFIFO: the first waiting gang (by
+    priority, then age) that could run here holds the pool, and later gangs wait behind it even if
+    they would fit now — a big gang never starves behind a stream of small ones. BestEffortFIFO:
+    later gangs that fit now go ahead; better use of devices, but a big gang may wait forever."""
+
+
+QueueingStrategy = Literal["StrictFIFO", "BestEffortFIFO"]
 
 
 class DeviceCounts(StatusModel):

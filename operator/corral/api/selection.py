@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from corral.api.base import SpecModel
-from corral.api.meta import ObjectName
+from corral.api.meta import DNS_SUBDOMAIN, ObjectName
 
 CapacityType = Literal["spot", "on-demand", "reserved"]
 ALL_CAPACITY_TYPES: tuple[CapacityType, ...] = ("on-demand", "reserved", "spot")
@@ -79,3 +79,9 @@ class WorkloadSelection(SpecModel):
     accelerator: AcceleratorRequirement = Field(default_factory=AcceleratorRequirement)
     capacity: CapacityRequirement = Field(default_factory=CapacityRequirement)
     residency: Residency = Field(default_factory=Residency)
+    priority_class_name: (
+        Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)] | None
+    ) = None
+    """A Kubernetes PriorityClass (cluster-scoped: admins define the levels). Its value orders
+    the queue (higher first), and every pod Corral creates gets it. Unset: the cluster's
+    globalDefault PriorityClass, else 0."""

@@ -102,6 +102,10 @@ class PodSpec(_Open):
     """The deprecated spelling of serviceAccountName; the API server still honours it."""
     node_name: str | None = None
     """Refused: Corral chooses each worker's node (declared so that CEL can name it)."""
+    priority_class_name: str | None = None
+    """Refused: the workload's `spec.priorityClassName` sets it on every pod."""
+    priority: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)] | None = None
+    """Refused: the API server sets it from the PriorityClass."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -113,6 +117,12 @@ class PodSpec(_Open):
                     "worker's node",
                     "fieldPath": ".nodeName",
                 },
+                {
+                    "rule": "!has(self.priorityClassName) && !has(self.priority)",
+                    "message": "template.spec.priorityClassName and priority must not be set: "
+                    "set the workload's spec.priorityClassName (Corral puts it on every pod)",
+                    "fieldPath": ".priorityClassName",
+                },
             ],
         }
     )
@@ -121,6 +131,12 @@ class PodSpec(_Open):
     def _corral_owns(self) -> PodSpec:
         if self.node_name is not None:
             raise ValueError("nodeName: must not be set: Corral chooses each worker's node")
+        if self.priority_class_name is not None or self.priority is not None:
+            field = "priorityClassName" if self.priority_class_name is not None else "priority"
+            raise ValueError(
+                f"{field}: must not be set in the template: set the workload's "
+                "spec.priorityClassName (Corral puts it on every pod)"
+            )
         return self
 
 

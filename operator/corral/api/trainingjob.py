@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
 from corral.api.base import SpecModel, StatusModel
 from corral.api.meta import Condition, ObjectMeta, Time
@@ -136,10 +136,18 @@ class Checkpoint(SpecModel):
 
 
 class Budget(SpecModel):
+    """Ceilings on what the job may use, over all its attempts. Admission refuses a placement
+    whose expected use would exceed one (the job waits, `BudgetExceeded`); a running job that
+    reaches one is stopped and fails."""
+
     device_hours: Annotated[float, Field(gt=0, le=1e9)] | None = None
-    """Admission refuses a job that would exceed this many device-hours."""
+    """Ceiling on device-hours (devices x hours)."""
     cost: Annotated[float, Field(gt=0, le=1e12)] | None = None
     """Ceiling on cost in the pool's currency."""
+    expected_duration_seconds: Annotated[int, Field(ge=1, le=365 * 86400)] | None = None
+    """How long one run of the gang is expected to take: admission counts the gang's devices for
+    this long, on top of what the job has used. Unset: admission refuses only a job whose budget
+    is already used up (a restart or re-placement would start over budget)."""
 
 
 class Rendezvous(SpecModel):
@@ -194,8 +202,28 @@ class TrainingJobSpec(WorkloadSelection):
     deadline: Time | None = None
     """The spot policy must finish the job by then."""
     budget: Budget = Field(default_factory=Budget)
-    priority: Annotated[int, Field(ge=-1000000, le=1000000)] = 0
-    """Higher runs first."""
+    priority: Annotated[
+        int,
+        Field(ge=-1000000, le=1000000),
+        WithJsonSchema(
+            {
+                "type": "integer",
+                "minimum": -1000000,
+                "maximum": 1000000,
+                "default": 0,
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "self == 0",
+                        "message": "spec.priority is no longer used (any tenant could raise it): "
+                        "set spec.priorityClassName to a PriorityClass an admin defined",
+                    }
+                ],
+            }
+        ),
+    ] = 0
+    """Deprecated and ignored: set priorityClassName. The API server refuses a new non-zero
+    value; objects stored with one keep it (CRD validation ratcheting) and are queued by their
+    PriorityClass like any other."""
     max_restarts: Annotated[int, Field(ge=0, le=10000)] = 10
     """Gang restarts after worker failures before the job fails."""
     suspend: bool = False

@@ -61,6 +61,23 @@ def controller_uid(obj: Obj) -> str | None:
     return None
 
 
+TENANCY_KINDS: dict[str, tuple[str, ...]] = {
+    "Namespace": ("kind",),
+    "ResourceQuota": ("kind", "spec", "status"),
+    "PriorityClass": ("kind", "value", "globalDefault"),
+}
+
+
+def _same_content(old: Obj, new: Obj) -> bool:
+    """Equal but for the resourceVersion."""
+
+    def content(obj: Obj) -> Obj:
+        meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+        return {**obj, "metadata": meta}
+
+    return content(old) == content(new)
+
+
 def _keep(source: Any, fields: tuple[str, ...]) -> Obj:
     return {k: source[k] for k in fields if isinstance(source, dict) and k in source}
 
@@ -73,6 +90,10 @@ def strip(kind: str, obj: Obj) -> Obj:
     if isinstance(annotations, dict) and LAST_APPLIED in annotations:
         meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     out = {**obj, "metadata": meta}
+    if kind in TENANCY_KINDS:
+        # Admission reads a namespace's labels, a quota's hard/scopes/used, a class's value.
+        kept = _keep(meta, ("name", "namespace", "uid", "resourceVersion", "labels"))
+        return {**_keep(obj, TENANCY_KINDS[kind]), "metadata": kept}
     if kind == "Node":
         status = obj.get("status") or {}
         out["status"] = {
@@ -138,7 +159,17 @@ def strip(kind: str, obj: Obj) -> Obj:
 
 
 class ClusterCache:
-    KINDS = ("Node", "Pod", "GPUPool", "TrainingJob", "InferenceService", "Service")
+    KINDS = (
+        "Node",
+        "Pod",
+        "GPUPool",
+        "TrainingJob",
+        "InferenceService",
+        "Service",
+        "Namespace",
+        "ResourceQuota",
+        "PriorityClass",
+    )
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Obj]] = {kind: {} for kind in self.KINDS}
@@ -157,6 +188,8 @@ class ClusterCache:
         """(kind, key) -> UID of an object recently seen deleted: the late answer of a write to
         that same object (an immediate pod deletion's answer arrives after its DELETED event)
         must not bring it back."""
+        self.versions: dict[str, int] = dict.fromkeys(self.KINDS, 0)
+        """Kind -> how many changes the cache took in (readers rebuild what they derive)."""
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -210,6 +243,7 @@ class ClusterCache:
             if old is None:
                 return None
             self._index(kind, key, old, None)
+            self.versions[kind] = self.versions.get(kind, 0) + 1
             return Change(kind, key, old, None)
         rv = _rv(obj)
         old = store.get(key)
@@ -240,8 +274,12 @@ class ClusterCache:
             if old is not None and _rv(old) == rv:
                 return None
         new = strip(kind, obj)
+        if kind in TENANCY_KINDS and old is not None and _same_content(old, new):
+            store[key] = new
+            return None  # a resourceVersion bump of nothing admission reads
         store[key] = new
         self._index(kind, key, old, new)
+        self.versions[kind] = self.versions.get(kind, 0) + 1
         return Change(kind, key, old, new)
 
     def forget(self, kind: str, key: str) -> Change | None:

@@ -13,6 +13,7 @@ from corral.controllers.cache import ClusterCache
 from corral.disruption.notices import Notice, binding_notice
 from corral.fleet import FleetSnapshot
 from corral.scheduling.ledger import Ledger
+from corral.scheduling.tenancy import Tenancy
 from corral.training.cluster import JobRecord, job_record
 from corral.training.pods import WorkerPod
 
@@ -23,6 +24,7 @@ class LiveCluster:
         self._jobs: dict[str, tuple[str | None, JobRecord]] = {}
         self._pools: dict[str, tuple[str | None, GPUPool | None]] = {}
         self._notices: dict[str, tuple[str | None, Notice | None]] = {}
+        self._tenancy: tuple[tuple[int, ...], Tenancy] | None = None
 
     @property
     def snapshot(self) -> FleetSnapshot:
@@ -62,6 +64,16 @@ class LiveCluster:
         found = binding_notice(obj)
         self._notices[name] = (rv, found)
         return found
+
+    @property
+    def tenancy(self) -> Tenancy:
+        """Rebuilt only when a Namespace, ResourceQuota or PriorityClass changed."""
+        kinds = ("Namespace", "ResourceQuota", "PriorityClass")
+        stamp = tuple(self.cache.versions.get(kind, 0) for kind in kinds)
+        if self._tenancy is None or self._tenancy[0] != stamp:
+            objects = [self.cache.objects.get(kind, {}).values() for kind in kinds]
+            self._tenancy = (stamp, Tenancy.build(*objects))
+        return self._tenancy[1]
 
     def training_job(self, key: str) -> JobRecord | None:
         obj = self.cache.jobs.get(key)

@@ -57,6 +57,10 @@ RESOURCES = (
         namespaced=True,
         label_selector="app.kubernetes.io/managed-by=corral",
     ),
+    # Admission: pool access by namespace labels, quotas, priorities (scheduling/admission.py).
+    Resource("Namespace", "v1", "namespaces", namespaced=False),
+    Resource("ResourceQuota", "v1", "resourcequotas", namespaced=True),
+    Resource("PriorityClass", "scheduling.k8s.io/v1", "priorityclasses", namespaced=False),
 )
 
 
@@ -319,6 +323,12 @@ def _route_inference(op: Operator, change: Change) -> None:
     op.queue.add(INFERENCE_PREFIX + change.key)
 
 
+def _route_tenancy(op: Operator, change: Change) -> None:
+    """A Namespace's labels, a ResourceQuota or a PriorityClass changed: admission may differ.
+    (The cache keeps only what admission reads, so any change that reaches here matters.)"""
+    op.schedule_pass()
+
+
 def _ignore(op: Operator, change: Change) -> None:
     return None
 
@@ -330,6 +340,9 @@ ROUTES: dict[str, Callable[[Operator, Change], None]] = {
     "TrainingJob": _route_job,
     "InferenceService": _route_inference,
     "Service": _route_service,
+    "Namespace": _route_tenancy,
+    "ResourceQuota": _route_tenancy,
+    "PriorityClass": _route_tenancy,
 }
 
 

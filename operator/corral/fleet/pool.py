@@ -46,6 +46,9 @@ class PoolView:
         """Nodes this pool selects that another pool selects too: they count in neither."""
         self._usage = usage
         self._indexes: OrderedDict[WorkerDemand, CapacityIndex] = OrderedDict()
+        self.static_memo: dict[object, object] = {}
+        """Answers that depend on the pool's nodes but not on their usage (what fits the pool
+        when it is empty); cleared whenever a node joins, leaves or changes."""
 
     # -- membership -------------------------------------------------------------------------
 
@@ -58,6 +61,7 @@ class PoolView:
     def remove_node(self, name: str) -> None:
         if name not in self.nodes:
             return
+        self.static_memo.clear()
         for index in self._indexes.values():
             index.forget(name)
         dropped = self.topology.remove(name)
@@ -88,6 +92,7 @@ class PoolView:
                 index.update(name)
 
     def _set(self, node: NodeRecord) -> None:
+        self.static_memo.clear()
         if node.name in self.nodes:
             self.total_devices -= self.devices(node.name)
         self.nodes[node.name] = node
@@ -123,12 +128,14 @@ class PoolView:
     def untolerated(self, name: str, demand: WorkerDemand) -> list[Mapping[str, Any]]:
         return demand.untolerated(self.nodes[name].taints, self.spec.tolerations)
 
-    def why_unusable(self, name: str, demand: WorkerDemand) -> str | None:
-        """Why a worker of this demand may never land on the node now (None if it may)."""
+    def why_unusable(self, name: str, demand: WorkerDemand, own_only: bool = False) -> str | None:
+        """Why a worker of this demand may never land on the node now (None if it may).
+        `own_only`: only what the workload itself asks for (taints it does not tolerate,
+        capacity types, nodeSelector), not the node's passing state (NotReady, cordoned)."""
         node = self.nodes[name]
-        if not node.ready:
+        if not own_only and not node.ready:
             return "not Ready"
-        if node.unschedulable:
+        if not own_only and node.unschedulable:
             return "cordoned"
         untolerated = self.untolerated(name, demand)
         if untolerated:

@@ -128,6 +128,9 @@ def worker_pod(
     pod_spec["hostname"] = worker_hostname(index)
     pod_spec["subdomain"] = service_name(job)
     pod_spec["restartPolicy"] = "Never"
+    if spec.priority_class_name:
+        # The class that ordered the job's queue also orders kube-scheduler's (and preemption).
+        pod_spec["priorityClassName"] = spec.priority_class_name
     return {
         "apiVersion": "v1",
         "kind": "Pod",

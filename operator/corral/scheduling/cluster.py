@@ -15,6 +15,7 @@ from typing import Protocol
 from corral.api.gpupool import GPUPool
 from corral.fleet.snapshot import FleetSnapshot
 from corral.scheduling.ledger import Ledger
+from corral.scheduling.tenancy import Tenancy
 
 
 class Cluster(Protocol):
@@ -30,4 +31,9 @@ class Cluster(Protocol):
 
     def pool(self, name: str) -> GPUPool | None:
         """A valid GPUPool by name (None when absent or invalid)."""
+        ...
+
+    @property
+    def tenancy(self) -> Tenancy:
+        """Namespace labels, ResourceQuotas and PriorityClasses, for admission."""
         ...

@@ -9,14 +9,16 @@ them, and tells the ledger to forget a placement whose write failed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from corral.cost.objective import solve as solve_for_objective
 from corral.fleet.snapshot import FleetSnapshot
 from corral.placement import NoFit, Placement, PlacementRequest, candidate_pools, place
+from corral.scheduling.admission import Admission, gang_requests
 from corral.scheduling.ledger import Ledger
-from corral.scheduling.queue import Held, Outcome, QueueEntry, schedule
+from corral.scheduling.queue import Held, Inadmissible, Outcome, QueueEntry, schedule
+from corral.scheduling.tenancy import PodFacts, Tenancy
 
 Solve = Callable[[FleetSnapshot, PlacementRequest], Placement | NoFit]
 
@@ -34,6 +36,10 @@ class Candidate:
     """The pod name worker i will have (the ledger plans under that name)."""
     owner: str = ""
     """Ledger owner of the planned workers (default: `key`)."""
+    pod: PodFacts = field(default_factory=PodFacts)
+    """What ResourceQuota scopes read of the workload's pods."""
+    refused: Inadmissible | None = None
+    """Refused by its own domain before the pass (budget, an unknown PriorityClass)."""
 
 
 def run(
@@ -41,9 +47,18 @@ def run(
     snapshot: FleetSnapshot,
     ledger: Ledger,
     solve: Solve = place,
+    tenancy: Tenancy | None = None,
 ) -> list[Outcome[Placement | NoFit]]:
     """One pass. Outcomes come in queue order; a Placement is already in the ledger."""
     by_key = {candidate.key: candidate for candidate in candidates}
+    admission = Admission(snapshot, tenancy or Tenancy(), ledger.assumed_requests())
+
+    def admit(entry: QueueEntry) -> frozenset[str] | Inadmissible:
+        candidate = by_key[entry.key]
+        if candidate.refused is not None:
+            return candidate.refused
+        return admission.pools(candidate.namespace, candidate.request, entry.pools, candidate.pod)
+
     entries = [
         QueueEntry(
             key=c.key,
@@ -54,12 +69,15 @@ def run(
         for c in candidates
     ]
 
-    def try_place(entry: QueueEntry) -> Placement | NoFit:
+    def try_place(entry: QueueEntry, pools: frozenset[str]) -> Placement | NoFit:
         candidate = by_key[entry.key]
+        request = (
+            replace(candidate.request, pools=tuple(sorted(pools))) if pools else candidate.request
+        )
         try:
             # The job's placementObjective picks among pools (corral.cost.objective); the
             # solver (or the simulator's baseline policy) places inside each.
-            result = solve_for_objective(snapshot, candidate.request, solve)
+            result = solve_for_objective(snapshot, request, solve)
         except Exception as exc:  # a solver bug on one job must not stop the pass for all
             return NoFit(
                 reason=f"Corral could not place this job ({type(exc).__name__}: {exc}); "
@@ -74,14 +92,21 @@ def run(
                 {candidate.worker_name(i): node for i, node in enumerate(result.assignments)},
                 candidate.request.worker_requests(view.resource_name),
             )
+            admission.placed(candidate.namespace, gang_requests(request, view.resource_name))
         return result
+
+    def strict(pool: str) -> bool:
+        view = snapshot.pools.get(pool)
+        return view is None or view.spec.queueing == "StrictFIFO"
 
     return schedule(
         entries,
         try_place,
         fits=lambda r: isinstance(r, Placement),
         permanent=lambda r: isinstance(r, NoFit) and r.permanent,
+        admit=admit,
+        strict=strict,
     )
 
 
-__all__ = ["Candidate", "Held", "Outcome", "Solve", "run"]
+__all__ = ["Candidate", "Held", "Inadmissible", "Outcome", "Solve", "run"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from corral.fleet.objects import PodKey, PodRecord
+from corral.fleet.resources import Amounts, add_into
 from corral.fleet.snapshot import FleetSnapshot
 
 
@@ -65,3 +66,13 @@ class Ledger:
 
     def owners(self) -> set[str]:
         return set(self._planned)
+
+    def assumed_requests(self) -> dict[str, Amounts]:
+        """Namespace -> summed requests of planned workers whose pods do not exist yet (what
+        a ResourceQuota has not counted, and admission must)."""
+        totals: dict[str, Amounts] = {}
+        for planned in self._planned.values():
+            for key, record in planned.items():
+                if key in self._assumed:
+                    add_into(totals.setdefault(key[0], {}), record.requests)
+        return totals

@@ -47,6 +47,7 @@ from corral.scheduling.actions import (
 )
 from corral.scheduling.cycle import Solve
 from corral.scheduling.ledger import Ledger
+from corral.scheduling.tenancy import Tenancy
 from corral.training.accounting import placement_price
 from corral.training.cluster import JobRecord, job_record, ledger_owner, owners_of
 from corral.training.lifecycle import reconcile
@@ -87,6 +88,13 @@ class InMemoryCluster:
         """Ungated pods not bound yet: what kube-scheduler looks at."""
         self._to_start: set[str] = set()
         """Bound pods still Pending: what the kubelet starts."""
+        self.tenant_objects: dict[str, dict[str, Obj]] = {
+            "Namespace": {},
+            "ResourceQuota": {},
+            "PriorityClass": {},
+        }
+        """Namespaces, ResourceQuotas and PriorityClasses, as `put` stored them."""
+        self._tenancy: Tenancy | None = None
 
     # -- the Cluster protocol -------------------------------------------------------------------
 
@@ -129,6 +137,28 @@ class InMemoryCluster:
                 self._remove_pod(key)
         self._version += 1
         return sorted(jobs)
+
+    @property
+    def tenancy(self) -> Tenancy:
+        if self._tenancy is None:
+            objects = self.tenant_objects
+            self._tenancy = Tenancy.build(
+                objects["Namespace"].values(),
+                objects["ResourceQuota"].values(),
+                objects["PriorityClass"].values(),
+            )
+        return self._tenancy
+
+    def put(self, obj: Mapping[str, Any]) -> None:
+        """An admin creates or changes a Namespace, ResourceQuota or PriorityClass."""
+        meta = obj.get("metadata") or {}
+        key = (
+            f"{meta.get('namespace')}/{meta.get('name')}"
+            if meta.get("namespace")
+            else str(meta.get("name"))
+        )
+        self.tenant_objects[str(obj.get("kind"))][key] = copy.deepcopy(dict(obj))
+        self._tenancy = None
 
     def training_job(self, key: str) -> JobRecord | None:
         obj = self.jobs.get(key)

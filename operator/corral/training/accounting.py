@@ -104,3 +104,34 @@ def budget_exceeded(spec: TrainingJobSpec, status: TrainingJobStatus) -> str | N
             f"cost {status.cost:.2f} reached its budget of {spec.budget.cost:g} (spec.budget.cost)"
         )
     return None
+
+
+def budget_refusal(
+    spec: TrainingJobSpec, status: TrainingJobStatus, devices: int, price: float | None
+) -> str | None:
+    """Why admission refuses to place the gang now: its budget is used up, or the expected use
+    of one more run (`devices` for `spec.budget.expectedDurationSeconds`, at `price` per
+    device-hour, the cheapest the job could get) would exceed it. None when it may go."""
+    budget = spec.budget
+    spent = budget_exceeded(spec, status)
+    if spent is not None:
+        return f"the job {spent}; raise the budget to run it again"
+    if budget.expected_duration_seconds is None:
+        return None
+    hours = budget.expected_duration_seconds / 3600
+    run = f"{devices} devices x {hours:g} h (spec.budget.expectedDurationSeconds)"
+    if budget.device_hours is not None:
+        expected = status.device_hours + devices * hours
+        if expected > budget.device_hours:
+            return (
+                f"expected use {expected:.1f} device-hours ({status.device_hours:.1f} used + {run}) "
+                f"exceeds spec.budget.deviceHours {budget.device_hours:g}"
+            )
+    if budget.cost is not None and price is not None:
+        expected = status.cost + devices * hours * price
+        if expected > budget.cost:
+            return (
+                f"expected cost {expected:.2f} ({status.cost:.2f} spent + {run} at {price:g} per "
+                f"device-hour, the cheapest of its pools) exceeds spec.budget.cost {budget.cost:g}"
+            )
+    return None

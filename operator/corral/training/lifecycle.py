@@ -47,6 +47,7 @@ from corral.scheduling.actions import (
     Ungate,
     WantsPlacement,
 )
+from corral.scheduling.queue import Inadmissible
 from corral.sdk.protocol import REQUESTED as CHECKPOINT_REQUESTED
 from corral.training import accounting
 from corral.training.accounting import Price
@@ -683,3 +684,35 @@ def refuse(
     # change with every freed device, and an event each time would flood `kubectl describe`).
     changed = before is None or before.reason != "NoFit"
     return status, (Emit("Normal", "Queued", reason) if changed else None)
+
+
+def wait_inadmissible(
+    job: JobView, refusal: Inadmissible, now: datetime
+) -> tuple[TrainingJobStatus, Emit | None]:
+    """The status of a job refused before placement (quota, pool access, budget, an unknown
+    PriorityClass, no node it could ever use): Queued, holding nothing, the reason in the
+    conditions; a Warning event each time the reason changes."""
+    status = job.status.model_copy(deep=True)
+    status.observed_generation = job.generation
+    before = next((c for c in status.conditions if c.type == "Placed"), None)
+    if status.phase == "Pending":
+        status.phase = "Queued"
+    if status.queued_since is None:
+        status.queued_since = job.created
+    if refusal.admitted:
+        _admitted(status, job, now)
+    else:
+        status.conditions = set_condition(
+            status.conditions,
+            "Admitted",
+            "False",
+            refusal.reason,
+            refusal.message,
+            now,
+            job.generation,
+        )
+    status.conditions = set_condition(
+        status.conditions, "Placed", "False", refusal.reason, refusal.message, now, job.generation
+    )
+    changed = before is None or before.reason != refusal.reason
+    return status, (Emit("Warning", refusal.reason, refusal.message) if changed else None)

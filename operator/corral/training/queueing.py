@@ -6,13 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from corral.api.names import worker_pod_name
+from corral.api.template import pod_spec
 from corral.cost import deferral
-from corral.placement import NoFit, Placement, candidate_pools
+from corral.fleet.snapshot import FleetSnapshot
+from corral.placement import NoFit, Placement, PlacementRequest, candidate_pools, place
 from corral.scheduling import cycle
 from corral.scheduling.actions import Decision, Emit, RequeueAfter
-from corral.scheduling.queue import Held
+from corral.scheduling.queue import Held, Inadmissible
+from corral.scheduling.tenancy import PodFacts
+from corral.training.accounting import budget_refusal
 from corral.training.cluster import JobRecord, TrainingCluster, ledger_owner
-from corral.training.lifecycle import admit, defer, refuse
+from corral.training.lifecycle import JobView, admit, defer, refuse, wait_inadmissible
 
 WAITING_PHASES = ("Pending", "Queued", "Recovering")
 
@@ -30,6 +34,7 @@ class Verdict:
 def waiting(cluster: TrainingCluster, now: datetime) -> list[tuple[JobRecord, cycle.Candidate]]:
     """Valid jobs waiting for placement, not suspended and not backing off."""
     found = []
+    tenancy = cluster.tenancy
     for record in cluster.training_jobs():
         view, request = record.view, record.request
         if view is None or request is None:
@@ -43,19 +48,25 @@ def waiting(cluster: TrainingCluster, now: datetime) -> list[tuple[JobRecord, cy
         if requeue is not None and requeue.requeue_at is not None and requeue.requeue_at > now:
             continue
         name, attempt = view.name, status.attempt
+        priority = tenancy.priority(view.spec.priority_class_name)
         found.append(
             (
                 record,
                 cycle.Candidate(
                     key=record.key,
                     namespace=view.namespace,
-                    priority=view.spec.priority,
+                    priority=priority if priority is not None else tenancy.default_priority,
                     since=view.created,
                     request=request,
                     worker_name=lambda i, name=name, attempt=attempt: worker_pod_name(  # type: ignore[misc]
                         name, i, attempt
                     ),
                     owner=ledger_owner(record.key, attempt),
+                    pod=PodFacts(
+                        priority_class=view.spec.priority_class_name or tenancy.default_class,
+                        terminating="activeDeadlineSeconds" in pod_spec(view.spec.template),
+                    ),
+                    refused=_refused(view, request, priority, cluster.snapshot),
                 ),
             )
         )
@@ -94,6 +105,31 @@ def _defer_flexible(
     return kept, verdicts
 
 
+def _refused(
+    view: JobView, request: PlacementRequest, priority: int | None, snapshot: FleetSnapshot
+) -> Inadmissible | None:
+    """What the TrainingJob domain refuses before the pass: an unknown PriorityClass, a budget
+    the next run would exceed."""
+    if priority is None:
+        return Inadmissible(
+            "PriorityClassNotFound",
+            f"spec.priorityClassName: there is no PriorityClass {view.spec.priority_class_name} "
+            "(`kubectl get priorityclasses` lists them; an admin creates them)",
+        )
+    budget = view.spec.budget
+    price = None
+    if budget.cost is not None and budget.expected_duration_seconds is not None:
+        prices = [
+            snapshot.pools[pool].spec.pricing.per_device_hour(capacity)
+            for pool in candidate_pools(snapshot, request)
+            for capacity in request.capacity_types
+            if snapshot.pools[pool].spec.capacity_type in ("auto", capacity)
+        ]
+        price = min(prices, default=None)
+    problem = budget_refusal(view.spec, view.status, request.devices, price)
+    return Inadmissible("BudgetExceeded", problem) if problem is not None else None
+
+
 def queue_pass(
     cluster: TrainingCluster, now: datetime, solve: cycle.Solve | None = None
 ) -> list[Verdict]:
@@ -107,7 +143,8 @@ def queue_pass(
         [candidate for _, candidate in entries],
         cluster.snapshot,
         cluster.ledger,
-        **({"solve": solve} if solve is not None else {}),
+        solve=solve or place,
+        tenancy=cluster.tenancy,
     )
     for outcome in outcomes:
         record = records[outcome.entry.key]
@@ -127,6 +164,13 @@ def queue_pass(
             decision = Decision(status)
             decision.add(Emit("Normal", "Placed", result.explanation))
             verdicts.append(Verdict(record, decision, result))
+            continue
+        if isinstance(result, Inadmissible):
+            status, event = wait_inadmissible(view, result, now)
+            decision = Decision(status)
+            if event is not None:
+                decision.add(event)
+            verdicts.append(Verdict(record, decision))
             continue
         if isinstance(result, Held):
             reason, permanent = result.reason, False
