@@ -22,7 +22,16 @@ RELEASE = "corral"
 
 
 def render(namespace: str) -> list[dict[str, Any]]:
-    return render_chart(RELEASE, namespace)
+    """The operator's objects (the tenant-facing admission policy and user roles are cluster-wide
+    and tested on their own in e2e/test_admission_policy.py)."""
+    return render_chart(
+        RELEASE,
+        namespace,
+        "--set",
+        "admissionPolicy.enabled=false",
+        "--set",
+        "userRoles.enabled=false",
+    )
 
 
 def token_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:

@@ -10,8 +10,9 @@ from tests.chart.helm import NAMESPACE, PROMETHEUS_OPERATOR, render
 def test_defaults_render_a_restricted_operator_with_least_privilege() -> None:
     chart = render()
     assert chart.kinds() == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role",
-        "RoleBinding", "Service", "ServiceAccount",
+        "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment",
+        "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     ]  # fmt: skip
     deployment = chart.one("Deployment")
     assert deployment["metadata"]["namespace"] == NAMESPACE
@@ -45,7 +46,12 @@ def test_defaults_render_a_restricted_operator_with_least_privilege() -> None:
 
 
 def test_the_cluster_role_grants_no_secrets_no_wildcards_and_no_spec_writes() -> None:
-    rules = render().one("ClusterRole")["rules"]
+    role = next(
+        o
+        for o in render().objects
+        if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "corral"
+    )
+    rules = role["rules"]
     resources = {r for rule in rules for r in rule["resources"]}
     verbs = {v for rule in rules for v in rule["verbs"]}
     assert "secrets" not in resources and "*" not in resources and "*" not in verbs
