@@ -147,7 +147,7 @@ MALFORMED: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     ("InferenceService", "no-size", {"spec.autoscaling": DELETE}, ("spec", "set spec.replicas or spec.autoscaling")),
     ("InferenceService", "min-over-max", {"spec.autoscaling.minReplicas": 9}, ("spec.autoscaling.minReplicas", "minReplicas must be <= autoscaling.maxReplicas")),
     ("InferenceService", "zero-max", {"spec.autoscaling.maxReplicas": 0}, ("spec.autoscaling.maxReplicas", "greater than or equal to 1")),
-    ("InferenceService", "no-slo", {"spec.autoscaling.slo": DELETE}, ("spec.autoscaling.slo", "Required value")),
+    ("InferenceService", "no-slo", {"spec.autoscaling.slo": DELETE}, ("spec.autoscaling", "autoscaling needs slo or at least one objective")),
     ("InferenceService", "zero-latency", {"spec.autoscaling.slo.latencyMs": 0}, ("spec.autoscaling.slo.latencyMs", "greater than 0")),
     ("InferenceService", "percentile-100", {"spec.autoscaling.slo.percentile": 100}, ("spec.autoscaling.slo.percentile", "less than 100")),
     ("InferenceService", "negative-replicas", {"spec.replicas": -1}, ("spec.replicas", "greater than or equal to 0")),
@@ -316,11 +316,11 @@ def test_inference_service_scale_subresource(
     assert scale["status"] == {"replicas": 2, "selector": "app.kubernetes.io/instance=chat"}
 
     columns = _columns(kubectl, "cis", "chat", "-n", namespace)
-    assert (columns["REPLICAS"], columns["READY"], columns["DESIRED"], columns["SLO-MS"]) == (
+    assert (columns["REPLICAS"], columns["READY"], columns["DESIRED"], columns["LATENCY-MS"]) == (
         "2",
         "2",
         "2",
-        "500",
+        "120",
     )
 
     # kubectl scale respects the schema too.

@@ -1,7 +1,7 @@
 """A hostile tenant on the local fleet (issue 9): team-b fills its namespace with jobs that once
 stopped scheduling for everyone — a nodeSelector no node matches (at the highest priority), a
 gang over its GPU quota, a PriorityClass that does not exist, a budget the run would blow, a
-template the operator refuses, a gang larger than the pool. A plain 2-worker job of team-a, created
+template the operator refuses, a worker larger than any node. A plain 2-worker job of team-a, created
 after all of them, is Running within seconds; each poison job says why it waits or failed; the
 operator never restarts."""
 
@@ -66,8 +66,8 @@ def test_poison_jobs_of_one_team_never_stop_a_plain_job_of_another(
             training_job("reserved-env", team_b).workers(1).gpus(8).pool(pool).obj(),
             ("Failed", "InvalidSpec"),
         ),
-        "too-big": (
-            training_job("too-big", team_b).workers(3).gpus(8).pool(pool).obj(),
+        "too-big": (  # within the quota (GPUs only), but no node has 5,000 cores
+            training_job("too-big", team_b).workers(1).gpus(8).pool(pool).obj(),
             ("Failed", "Unschedulable"),
         ),
     }  # fmt: skip
@@ -75,6 +75,8 @@ def test_poison_jobs_of_one_team_never_stop_a_plain_job_of_another(
     selector["spec"]["template"]["spec"]["nodeSelector"] = {"gpu": "does-not-exist"}
     env = poison["reserved-env"][0]["spec"]["template"]["spec"]["containers"][0]
     env["env"] = [{"name": "RANK", "value": "0"}]
+    too_big = poison["too-big"][0]["spec"]["template"]["spec"]["containers"][0]
+    too_big["resources"]["requests"]["cpu"] = "5000"
     for body, _ in poison.values():
         hostile.create(body)
 
