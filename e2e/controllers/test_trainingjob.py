@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kubernetes import watch
 
 from builders import EXIT_CODE_ANNOTATION, node, training_job
 from harness import Cluster, wait_for
@@ -251,6 +253,40 @@ KILL_POINTS = {
 }
 
 
+def _freeze_at(
+    cluster: Cluster, namespace: str, kill_point: str, pid: int, frozen: threading.Event
+) -> None:
+    """SIGSTOP `pid` on the first watch event at the kill point. A watch without a
+    resourceVersion starts with the current objects, so nothing created before it is missed."""
+    stream = watch.Watch()
+    events: Any
+    if kill_point == "mid-creation":
+        events = stream.stream(
+            cluster.core.list_namespaced_pod,
+            namespace,
+            label_selector="corral.dev/job=crashy",
+            timeout_seconds=60,
+        )
+    else:
+        events = stream.stream(
+            cluster.custom.list_namespaced_custom_object,
+            "corral.dev",
+            "v1alpha1",
+            namespace,
+            "trainingjobs",
+            timeout_seconds=60,
+        )
+    for event in events:
+        obj = event["object"]
+        if kill_point == "mid-creation" or ((obj.get("status") or {}).get("placement") or {}).get(
+            "nodes"
+        ):
+            os.kill(pid, signal.SIGSTOP)
+            frozen.set()
+            stream.stop()
+            return
+
+
 @pytest.mark.parametrize("kill_point", sorted(KILL_POINTS))
 def test_operator_killed_mid_placement_converges_without_duplicates(
     cluster: Cluster,
@@ -262,10 +298,17 @@ def test_operator_killed_mid_placement_converges_without_duplicates(
 ) -> None:
     pool = make_pool([node(f"h{i}").rack("r1").gpus(8) for i in range(4)])
     first = start_operator()
+    # A watch freezes the operator the moment the kill point is reached (polling with kubectl
+    # took longer than the operator needs to create and ungate a whole gang).
+    frozen_event = threading.Event()
+    watcher = threading.Thread(
+        target=_freeze_at, args=(cluster, namespace, kill_point, first.process.pid, frozen_event)
+    )
+    watcher.start()
     jobs.create(training_job("crashy", namespace).workers(16).gpus(2).pool(pool).obj())
-    wait_for(lambda: KILL_POINTS[kill_point](jobs), timeout=60, interval=0.01, message=kill_point)
-    # Freeze the operator at once, check the kill point really is mid-placement, then kill it.
-    os.kill(first.process.pid, signal.SIGSTOP)
+    watcher.join(timeout=60)
+    assert frozen_event.is_set(), f"{kill_point} not reached in 60 s"
+    # Check the kill point really is mid-placement, then kill the operator.
     frozen = jobs.pods("crashy")
     assert KILL_POINTS[kill_point](jobs), f"{kill_point} no longer holds at kill time"
     assert len(frozen) < 16 or any(p["spec"].get("schedulingGates") for p in frozen), (
