@@ -66,6 +66,22 @@ def start_prometheus(
 ) -> str:
     """A real Prometheus scraping the operator every second (and evaluating `rule_files` every
     second); returns its base URL."""
+    url, _ = prometheus_process(
+        spawn, tmp_path, target_port, job=job, target_labels=target_labels, rule_files=rule_files
+    )
+    return url
+
+
+def prometheus_process(
+    spawn: Callable[..., ManagedProcess],
+    tmp_path: Path,
+    target_port: int,
+    *,
+    job: str = "corral",
+    target_labels: dict[str, str] | None = None,
+    rule_files: Sequence[Path] = (),
+) -> tuple[str, ManagedProcess]:
+    """`start_prometheus`, also returning the process (a test that stops Prometheus)."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus is not installed: `make prometheus` installs it"
     config = tmp_path / "prometheus.yml"
@@ -94,7 +110,7 @@ def start_prometheus(
         name="prometheus",
     )
     process.wait_for_log(r"Server is ready to receive web requests", timeout=60)
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}", process
 
 
 def prometheus_api(base: str, path: str, **params: str) -> Any:

@@ -98,8 +98,7 @@ class ServingSim:
         self.concurrency = concurrency
         self.startup = startup
         self.now = 0.0
-        self._pending = iter(sorted(requests, key=lambda r: r.arrival))
-        self._next: Request | None = next(self._pending, None)
+        self._pending: deque[Request] = deque(sorted(requests, key=lambda r: r.arrival))
         self._events: list[tuple[float, int, int, int, Request | None]] = []
         self._order = itertools.count()
         self._ids = itertools.count()
@@ -153,11 +152,11 @@ class ServingSim:
     @property
     def pending(self) -> bool:
         """Whether requests are still to arrive."""
-        return self._next is not None
+        return bool(self._pending)
 
     @property
     def finished(self) -> bool:
-        return self._next is None and not self._events and not self._queue
+        return not self._pending and not self._events and not self._queue
 
     def in_flight_average(self, start: float) -> float:
         """Average busy slots over (start, now], from the integrals kept at each step."""
@@ -181,6 +180,13 @@ class ServingSim:
         return self._integrals[max(0, index)]
 
     # --- acting ----------------------------------------------------------------------------
+
+    def offer(self, requests: Iterable[Request]) -> None:
+        """More requests, arriving no earlier than the last one offered (a live load)."""
+        for request in requests:
+            if self._pending and request.arrival < self._pending[-1].arrival:
+                raise ValueError("requests must be offered in arrival order")
+            self._pending.append(request)
 
     def resize(self, replicas: int) -> None:
         """Ask for `replicas` (ready or starting): new ones start, surplus ones drain (starting
@@ -209,7 +215,7 @@ class ServingSim:
     def advance(self, until: float) -> None:
         """Run every event up to `until`."""
         while True:
-            arrival = self._next.arrival if self._next is not None else math.inf
+            arrival = self._pending[0].arrival if self._pending else math.inf
             event = self._events[0][0] if self._events else math.inf
             at = min(arrival, event)
             if at > until:
@@ -219,9 +225,7 @@ class ServingSim:
                 _, kind, _, replica_id, request = heapq.heappop(self._events)
                 self._handle(kind, replica_id, request)
             else:
-                assert self._next is not None
-                self._queue.append(self._next)
-                self._next = next(self._pending, None)
+                self._queue.append(self._pending.popleft())
             self._dispatch()
         self._elapse(until)
         self._integrals.append((self.now, self.busy_seconds, self.queued_seconds, self.queued))

@@ -78,6 +78,13 @@ def register(subparsers: Any) -> None:
             metavar="SECONDS",
             help=f"{what} (default {default:g}, controller-runtime's)",
         )
+    parser.add_argument(
+        "--autoscaler-interval",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how often autoscaled InferenceServices read their metrics and are sized (default 15)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -97,6 +104,10 @@ def handle(args: argparse.Namespace) -> int:
     if not 1.0 <= args.usage_refresh <= 86400.0:
         raise UsageError(f"--usage-refresh {args.usage_refresh:g}: must be 1 to 86400 seconds")
     health_port = _port(args.health_port, "--health-port")
+    if not 1.0 <= args.autoscaler_interval <= 3600.0:
+        raise UsageError(
+            f"--autoscaler-interval {args.autoscaler_interval:g}: must be 1 to 3600 seconds"
+        )
     if args.prometheus_url is not None and not args.prometheus_url.startswith(
         ("http://", "https://")
     ):
@@ -154,6 +165,7 @@ def handle(args: argparse.Namespace) -> int:
             prometheus_url=args.prometheus_url,
             leader_election=election,
             leadership_lost=lost,
+            autoscaler_interval=args.autoscaler_interval,
         ),
         stop_flag=lost,
     )

@@ -40,6 +40,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         post_event=events,
         usage_refresh_seconds=float(memo.get("usage_refresh_seconds") or 60.0),
         prometheus_url=memo.get("prometheus_url"),
+        autoscaler_interval=float(memo.get("autoscaler_interval") or 15.0),
     )
     memo["operator"] = operator
     memo["events"] = events

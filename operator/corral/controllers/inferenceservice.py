@@ -164,9 +164,11 @@ class InferenceServiceController:
         pods, _ = self.pods(view)
         live = [p for p in pods if p.live]
         ready = sum(1 for p in live if p.ready)
-        mono = self.op.clock.monotonic()
+        # Wall time (epoch seconds): Prometheus evaluates its queries at it, and the
+        # autoscaler's windows are measured in it.
+        now = self.op.clock.now().timestamp()
         if scaling.ready != ready:
-            scaling.ready, scaling.ready_since = ready, mono
+            scaling.ready, scaling.ready_since = ready, now
         current = scaling.current if scaling.current is not None else _start(view, live, policy)
         source = self.source(view)
         if source is None:
@@ -182,7 +184,7 @@ class InferenceServiceController:
             source=source,
             objectives=tuple(autoscaling.all_objectives()),
         )
-        observation = await self.metrics.observe(target, mono)
+        observation = await self.metrics.observe(target, now)
         if self.view(key) is None:
             return  # deleted while its metrics were read
         decision, scaling.state = tick(scaling.state, observation, policy, current)

@@ -73,6 +73,7 @@ class Operator:
         usage_refresh_seconds: float = USAGE_REFRESH_SECONDS,
         metrics: MetricsSource | None = None,
         prometheus_url: str | None = None,
+        autoscaler_interval: float = 15.0,
     ):
         self.api = api
         self.clock: Clock = clock or SystemClock()
@@ -84,7 +85,10 @@ class Operator:
         self.executor = Executor(api, self.cache, self.post_event)
         self.jobs = TrainingJobController(self)
         self.inference = InferenceServiceController(
-            self, metrics=metrics, default_prometheus=prometheus_url
+            self,
+            metrics=metrics,
+            tick_seconds=autoscaler_interval,
+            default_prometheus=prometheus_url,
         )
         self.pools = GPUPoolController(self)
         self.informers = [Informer(api, r, self, self.clock) for r in RESOURCES]

@@ -30,8 +30,8 @@ class Target:
 
 class MetricsSource(Protocol):
     async def observe(self, target: Target, now: float) -> Observation:
-        """The observation over the source's window ending at `now`; never raises (problems
-        are reported in the Observation)."""
+        """The observation over the source's window ending at `now` (epoch seconds); never
+        raises (problems are reported in the Observation)."""
         ...
 
     async def close(self) -> None: ...

@@ -1,0 +1,278 @@
+"""InferenceServices on the local fleet: a real Prometheus scraping a load simulator that plays
+the model servers (kwok pods run no process), and `corral run` sizing and placing replicas."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from builders import node, training_job
+from harness import Cluster, ManagedProcess, WaitTimeout, wait_for
+from loadsim import set_load
+from operator_support import Jobs, MakePool, free_port, prometheus_process
+
+REPO = Path(__file__).resolve().parents[2]
+Obj = dict[str, Any]
+
+
+class Services:
+    def __init__(self, cluster: Cluster, namespace: str):
+        self.cluster, self.namespace = cluster, namespace
+
+    def create(self, body: Obj) -> None:
+        self.cluster.custom.create_namespaced_custom_object(
+            "corral.dev", "v1alpha1", self.namespace, "inferenceservices", body
+        )
+
+    def get(self, name: str) -> Obj:
+        found: Obj = self.cluster.custom.get_namespaced_custom_object(
+            "corral.dev", "v1alpha1", self.namespace, "inferenceservices", name
+        )
+        return found
+
+    def status(self, name: str) -> Obj:
+        return dict(self.get(name).get("status") or {})
+
+    def condition(self, name: str, type_: str) -> Obj:
+        return next(
+            (c for c in self.status(name).get("conditions") or [] if c["type"] == type_), {}
+        )
+
+    def pods(self, name: str) -> list[Obj]:
+        out = self.cluster.kubectl.json(
+            "get", "pods", "-n", self.namespace, "-l", f"corral.dev/inference={name}"
+        )
+        return [p for p in out["items"] if not p["metadata"].get("deletionTimestamp")]
+
+    def wait(self, name: str, test: Callable[[Obj], Any], timeout: float, message: str) -> Any:
+        """Wait until `test(status)` is truthy; on timeout the error shows the last status."""
+        try:
+            return wait_for(lambda: test(self.status(name)), timeout=timeout, message=message)
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}\nlast status: {json.dumps(self.status(name))}") from None
+
+    def ready(self, name: str) -> int:
+        return sum(
+            1
+            for p in self.pods(name)
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p.get("status", {}).get("conditions") or []
+            )
+        )
+
+
+def chat(namespace: str, pool: str, prometheus: str | None, **spec: Any) -> Obj:
+    autoscaling: Obj = {
+        "minReplicas": 1,
+        "maxReplicas": 6,
+        "concurrencyPerReplica": 4,
+        "startupSeconds": 5,
+        "objectives": [
+            {
+                "name": "ttft",
+                "histogram": "vllm:time_to_first_token_seconds",
+                "type": "TimeToFirstToken",
+                "percentile": 99,
+                "latencyMs": 1000,
+            }
+        ],
+        "behavior": {"scaleDownStabilizationSeconds": 20, "tolerance": 0},
+    }
+    if prometheus:
+        autoscaling["metrics"] = {
+            "prometheus": {
+                "url": prometheus,
+                "windowSeconds": 20,
+                "inFlight": "vllm:num_requests_running",
+                "queued": "vllm:num_requests_waiting",
+            }
+        }
+    return {
+        "apiVersion": "corral.dev/v1alpha1",
+        "kind": "InferenceService",
+        "metadata": {"name": "chat", "namespace": namespace},
+        "spec": {
+            "pools": [pool],
+            "acceleratorsPerReplica": 2,
+            "autoscaling": autoscaling,
+            "template": {"spec": {"containers": [{"name": "server", "image": "vllm"}]}},
+            **spec,
+        },
+    }
+
+
+def start_operator(spawn: Callable[..., ManagedProcess]) -> ManagedProcess:
+    process = spawn(
+        [
+            sys.executable,
+            "-m",
+            "corral",
+            "run",
+            f"--metrics-port={free_port()}",
+            f"--health-port={free_port()}",
+            "--autoscaler-interval=2",
+        ],
+        name="corral",
+    )
+    process.wait_for_log(r"cache seeded", timeout=60)
+    return process
+
+
+def test_replicas_follow_the_latency_objective_and_hold_without_metrics(
+    cluster: Cluster,
+    namespace: str,
+    make_pool: MakePool,
+    spawn: Callable[..., ManagedProcess],
+    tmp_path: Path,
+) -> None:
+    pool = make_pool([node("h1").rack("r1"), node("h2").rack("r1"), node("h3").rack("r2")])
+    sim_port = free_port()
+    spawn(
+        [
+            sys.executable,
+            str(REPO / "e2e" / "loadsim.py"),
+            f"--namespace={namespace}",
+            "--service=chat",
+            f"--port={sim_port}",
+            "--rate=2",
+            "--concurrency=4",
+        ],
+        name="loadsim",
+    )
+    loadsim = f"http://127.0.0.1:{sim_port}"
+    prometheus, prometheus_proc = prometheus_process(spawn, tmp_path, sim_port, job="loadsim")
+    start_operator(spawn)
+    services = Services(cluster, namespace)
+    services.create(chat(namespace, pool, prometheus))
+
+    # Light load: the autoscaler learns the service (a window at a steady size).
+    services.wait(
+        "chat",
+        lambda s: _condition(s, "ScalingActive").get("reason") == "ValidMetrics",
+        timeout=90,
+        message="the autoscaler has learned the service",
+    )
+    assert services.status("chat")["desiredReplicas"] <= 3
+
+    # Load rises: more replicas, within maxReplicas, and the objective is met again.
+    set_load(loadsim, 10.0)
+    services.wait(
+        "chat", lambda s: s["desiredReplicas"] >= 3, timeout=60, message="scale-up under load"
+    )
+    grown = wait_for(
+        lambda: (
+            services.condition("chat", "SLOMet").get("status") == "True"
+            and services.ready("chat") >= 3
+            and services.status("chat")
+        ),
+        timeout=90,
+        message="the objective met again at the larger size",
+    )
+    assert grown["desiredReplicas"] <= 6
+    assert grown["lastScaleReason"].startswith("ttft p99 <= 1s needs"), grown["lastScaleReason"]
+    nodes = {p["spec"]["nodeName"] for p in services.pods("chat")}
+    assert len(nodes) >= 2, "replicas spread over hosts"
+
+    # Load falls: nothing goes before the 20 s window, then the size comes down.
+    size = services.status("chat")["desiredReplicas"]
+    set_load(loadsim, 2.0)
+    lowered_at = time.monotonic()
+    shrunk = wait_for(
+        lambda: services.status("chat")["desiredReplicas"] < size, timeout=90, message="scale-down"
+    )
+    assert shrunk
+    assert time.monotonic() - lowered_at >= 20, "scaled down before the stabilisation window"
+
+    # kubectl scale: the size is fixed, the autoscaler stands aside.
+    cluster.kubectl("scale", "-n", namespace, "inferenceservice/chat", "--replicas=3")
+    wait_for(
+        lambda: (
+            services.condition("chat", "ScalingActive").get("reason") == "FixedReplicas"
+            and services.ready("chat") == 3
+        ),
+        timeout=60,
+        message="three fixed replicas",
+    )
+    # spec.replicas removed: autoscaling resumes.
+    cluster.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "inferenceservice/chat",
+        "--type=json",
+        "-p",
+        '[{"op": "remove", "path": "/spec/replicas"}]',
+    )
+    wait_for(
+        lambda: services.condition("chat", "ScalingActive").get("reason") == "ValidMetrics",
+        timeout=60,
+        message="autoscaling resumed",
+    )
+
+    # Prometheus stops: the size is held and the condition says why.
+    held = services.status("chat")["desiredReplicas"]
+    prometheus_proc.stop()
+    active = wait_for(
+        lambda: (
+            (c := services.condition("chat", "ScalingActive")).get("reason") == "MetricsUnavailable"
+            and c
+        ),
+        timeout=60,
+        message="ScalingActive=False MetricsUnavailable",
+    )
+    assert active["status"] == "False"
+    assert prometheus.split("//")[1] in active["message"]
+    time.sleep(5)  # several ticks without metrics: still the same size
+    assert services.status("chat")["desiredReplicas"] == held
+
+
+def test_a_gang_and_replicas_in_one_pool_never_overcommit_nor_share_a_host(
+    cluster: Cluster,
+    namespace: str,
+    make_pool: MakePool,
+    spawn: Callable[..., ManagedProcess],
+) -> None:
+    pool = make_pool([node("h1").rack("r1"), node("h2").rack("r1")])
+    start_operator(spawn)
+    jobs, services = Jobs(cluster, namespace), Services(cluster, namespace)
+    jobs.create(training_job("train", namespace).workers(1).gpus(8).pool(pool).obj())
+    jobs.wait_phase("train", "Running")
+    spec = chat(namespace, pool, None, replicas=2, acceleratorsPerReplica=4)
+    del spec["spec"]["autoscaling"]
+    services.create(spec)
+    ready = wait_for(
+        lambda: (c := services.condition("chat", "Ready")).get("reason") == "Unschedulable" and c,
+        timeout=60,
+        message="the second replica waits for a second host",
+    )
+    assert "already holds every other replica" in ready["message"]
+    assert_no_overcommit(cluster, namespace)
+    placed = [p for p in services.pods("chat") if p["spec"].get("nodeName")]
+    assert len(placed) == 1
+    jobs.delete("train")
+    wait_for(lambda: services.ready("chat") == 2, timeout=60, message="both replicas ready")
+    hosts = {p["spec"]["nodeName"] for p in services.pods("chat")}
+    assert len(hosts) == 2
+    assert_no_overcommit(cluster, namespace)
+
+
+def assert_no_overcommit(cluster: Cluster, namespace: str) -> None:
+    pods = cluster.kubectl.json("get", "pods", "-n", namespace)["items"]
+    used: dict[str, int] = {}
+    for pod in pods:
+        where = pod["spec"].get("nodeName")
+        if not where or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        for container in pod["spec"]["containers"]:
+            gpus = (container.get("resources", {}).get("requests") or {}).get("nvidia.com/gpu")
+            used[where] = used.get(where, 0) + int(gpus or 0)
+    assert all(count <= 8 for count in used.values()), used
+
+
+def _condition(status: Obj, type_: str) -> Obj:
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
