@@ -85,13 +85,22 @@ dev: install binaries
 	$(DEV_KUBECTL) get nodes -L nvidia.com/gpu.product,network.corral.dev/rack,karpenter.sh/capacity-type
 	@echo "export KUBECONFIG=$(CURDIR)/$(DEV_KUBECONFIG)   # to use kubectl on the demo fleet"
 	@# The operator runs in the foreground (Ctrl-C stops it); once it has placed the samples,
-	@# the pools and jobs are shown.
-	KUBECONFIG=$(DEV_KUBECONFIG) $(BIN)/corral run & pid=$$!; \
-	  trap '' INT; trap 'kill $$pid' TERM; \
+	@# the pools and jobs are shown. With Prometheus installed, an InferenceService scales
+	@# under a load the demo's simulator generates (examples/dev/), and `kubectl get cis -w`
+	@# tells the story.
+	@command -v prometheus >/dev/null || echo "make dev: no prometheus on PATH: the InferenceService demo is skipped (make prometheus)"
+	KUBECONFIG=$(DEV_KUBECONFIG) $(BIN)/corral run --autoscaler-interval 5 & pid=$$!; others=""; \
+	  if command -v prometheus >/dev/null; then \
+	    $(DEV_KUBECTL) apply -f examples/dev/; \
+	    KUBECONFIG=$(DEV_KUBECONFIG) $(BIN)/python e2e/loadsim.py --namespace default --service chat-demo --port 19400 --profile 2:120,14:180,2:300 >.corral/demo/loadsim.log 2>&1 & others="$$!"; \
+	    rm -rf .corral/demo/tsdb; prometheus --config.file=e2e/demo/prometheus.yml --storage.tsdb.path=.corral/demo/tsdb --web.listen-address=127.0.0.1:19090 >.corral/demo/prometheus.log 2>&1 & others="$$others $$!"; \
+	  fi; \
+	  trap '' INT; trap 'kill $$pid $$others' TERM; \
 	  $(DEV_KUBECTL) wait trainingjob --all -n default --for=jsonpath='{.status.phase}'=Running --timeout=90s >/dev/null || true; \
 	  $(DEV_KUBECTL) get gpupools,trainingjobs -A -o wide; \
 	  $(MAKE) --no-print-directory dev-interrupt; \
-	  wait $$pid
+	  if [ -n "$$others" ]; then $(DEV_KUBECTL) get cis chat-demo -n default -w & others="$$others $$!"; fi; \
+	  wait $$pid; kill $$others 2>/dev/null || true
 
 # An interruption survived, on the running demo: an AWS spot notice on a node of llama-pretrain;
 # the operator asks its workers to checkpoint, this recipe answers as the workload would (step

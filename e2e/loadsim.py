@@ -9,6 +9,7 @@ a request rate the test sets, and serves vLLM's metrics for every pod:
 `vllm:num_requests_waiting` (gauges), labelled `namespace` and `pod`.
 
     python e2e/loadsim.py --namespace ns --service chat --port 9400 [--rate 2] [--concurrency 4]
+    python e2e/loadsim.py ... --profile 2:120,12:180,2:300    # rate:seconds, cycled (make dev)
 
     GET  /metrics                       the Prometheus exposition
     GET  /load                          {"rate", "replicas", "busy", "queued", "served"}
@@ -170,6 +171,14 @@ class LoadSim:
             self.step()
             await asyncio.sleep(STEP)
 
+    async def cycle(self, profile: list[tuple[float, float]]) -> None:
+        """Set the rate from a schedule of (rate, seconds), over and over."""
+        while True:
+            for rate, seconds in profile:
+                self.rate = rate
+                log.info("rate %.1f req/s for %.0f s", rate, seconds)
+                await asyncio.sleep(seconds)
+
     # -- HTTP -------------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
@@ -230,8 +239,12 @@ async def main(args: argparse.Namespace) -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()
     log.info("serving metrics of %s/%s on :%d", args.namespace, args.service, args.port)
+    tasks = [sim.run(), sim.follow(api)]
+    if args.profile:
+        steps = [part.split(":") for part in args.profile.split(",")]
+        tasks.append(sim.cycle([(float(rate), float(seconds)) for rate, seconds in steps]))
     try:
-        await asyncio.gather(sim.run(), sim.follow(api))
+        await asyncio.gather(*tasks)
     finally:
         await runner.cleanup()
         await api.close()
@@ -245,6 +258,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", help="rate:seconds,... cycled (overrides --rate)")
     parser.add_argument("--kubeconfig")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     asyncio.run(main(parser.parse_args()))

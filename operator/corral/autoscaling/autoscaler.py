@@ -69,6 +69,8 @@ class Decision:
     """The largest correction among the queueing objectives (1: the model is right)."""
 
 
+BUSY_SLOTS = "busy slots"
+"""The `binding` of a recommendation made by the slots the load keeps busy, not an objective."""
 BOOTSTRAP_UTILISATION = 0.8
 """Utilisation sized for while saturated and before the model has learned the latencies."""
 NOT_LIMITED = Verdict(False, "WithinBounds", "the recommendation is within bounds")
@@ -121,7 +123,7 @@ def tick(
         stable = math.floor(expected * model.mean_service / policy.concurrency) + 1
         if stable > wanted:
             wanted = stable
-            recommendation = replace(recommendation, replicas=stable)
+            recommendation = replace(recommendation, replicas=stable, binding=BUSY_SLOTS)
     if saturation is not None and (recommendation.unknown or model.mean_service is None):
         # The model cannot size what it has not learned, and waiting to learn it while every
         # slot is busy and the objectives fail only deepens the queue: step up at the rate limit.
@@ -143,7 +145,16 @@ def tick(
 
     replicas = result.replicas
     reports = _with_predictions(reports, model, expected, replicas, policy, profile)
-    reason = _reason(recommendation, result.held_by, current, replicas, load, expected, policy)
+    reason = _reason(
+        recommendation,
+        result.held_by,
+        current,
+        replicas,
+        load,
+        expected,
+        policy,
+        model.mean_service,
+    )
     if saturation is not None and recommendation.binding is None and replicas > current:
         reason = f"{saturation}, model not learned yet ({current} -> {replicas})"
     active = (
@@ -294,11 +305,15 @@ def _reason(
     load: Load,
     expected: float,
     policy: Policy,
+    model_mean: float | None = None,
 ) -> str:
     rate = f"{expected:.3g} req/s"
     if load.arrival < expected * 0.999:
         rate += f" (now {load.arrival:.3g})"
-    if recommendation.binding is None:
+    if recommendation.binding == BUSY_SLOTS and model_mean is not None:
+        busy = expected * model_mean
+        need = f"{busy:.3g} busy slots need {recommendation.replicas}"
+    elif recommendation.binding is None:
         need = "no load" if expected <= 0 else "no objective binds"
     else:
         binding = _objective(policy, recommendation.binding)

@@ -65,6 +65,8 @@ class Scaling:
     ready: int | None = None
     ready_since: float | None = None
     figures_at: float | None = None
+    pods_seen: dict[str, float] = field(default_factory=dict)
+    """Pod name -> when it was last seen: a pod gone within the window still counts in it."""
 
 
 class InferenceServiceController:
@@ -176,10 +178,17 @@ class InferenceServiceController:
             scaling.current = scaling.decision.replicas
             self.op.queue.add(KEY_PREFIX + key)
             return
+        # A replica scaled away keeps its requests of the window in Prometheus: its series
+        # stay selected for one window, or the rate would dip after every scale-down.
+        for pod in pods:
+            if not pod.gated:
+                scaling.pods_seen[pod.name] = now
+        recent = now - source.window_seconds
+        scaling.pods_seen = {n: t for n, t in scaling.pods_seen.items() if t >= recent}
         target = MetricsTarget(
             namespace=view.namespace,
             name=view.name,
-            pods=tuple(sorted(p.name for p in pods if not p.gated)),
+            pods=tuple(sorted(scaling.pods_seen)),
             replicas=Replicas(ready, sum(1 for p in live if not p.ready), scaling.ready_since),
             source=source,
             objectives=tuple(autoscaling.all_objectives()),
