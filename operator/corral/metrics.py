@@ -139,3 +139,49 @@ INFORMER_RELISTS = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+INFERENCE_REPLICAS = Gauge(
+    "corral_inference_replicas",
+    "Replicas of an InferenceService by state: desired (the size Corral keeps), live (pods not "
+    "terminating) and ready.",
+    ["namespace", "name", "state"],
+    registry=REGISTRY,
+)
+INFERENCE_LATENCY = Gauge(
+    "corral_inference_latency_seconds",
+    "An autoscaled InferenceService objective's observed percentile over the autoscaler's "
+    "metrics window (absent while not observed).",
+    ["namespace", "name", "objective"],
+    registry=REGISTRY,
+)
+INFERENCE_OBJECTIVE = Gauge(
+    "corral_inference_objective_seconds",
+    "An InferenceService objective's latency target.",
+    ["namespace", "name", "objective"],
+    registry=REGISTRY,
+)
+INFERENCE_ATTAINMENT = Gauge(
+    "corral_inference_slo_attainment",
+    "Share of an InferenceService's requests of the metrics window within an objective's "
+    "latency target, 0-1 (absent while not observed).",
+    ["namespace", "name", "objective"],
+    registry=REGISTRY,
+)
+INFERENCE_ATTAINMENT_TARGET = Gauge(
+    "corral_inference_slo_attainment_target",
+    "The share an objective requires within its latency target: its percentile / 100.",
+    ["namespace", "name", "objective"],
+    registry=REGISTRY,
+)
+INFERENCE_REQUEST_RATE = Gauge(
+    "corral_inference_request_rate",
+    "Requests per second arriving at an autoscaled InferenceService, as the autoscaler measured "
+    "them over its window.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+INFERENCE_SCALINGS = Counter(
+    "corral_inference_scalings_total",
+    "Sizes the autoscaler changed an InferenceService to, by direction (up, down).",
+    ["namespace", "name", "direction"],
+    registry=REGISTRY,
+)

@@ -11,6 +11,7 @@ from tests.controllers.harness import Harness
 from tests.controllers.test_operator import assert_never_overcommitted, gang
 from tests.inference.builders import service
 
+from corral import metrics
 from corral.autoscaling.observation import Observation
 from corral.fleet.testing import node, pool
 from corral.sources.metrics import FakeMetrics, Target
@@ -287,6 +288,55 @@ def test_an_invalid_spec_is_reported_once() -> None:
         assert h.pods() == []
 
     run(scenario)
+
+
+def test_service_series_follow_the_decisions_and_go_with_the_service() -> None:
+    traffic = Traffic(rate=0.5)
+
+    def value(series: str, **labels: str) -> float | None:
+        return metrics.REGISTRY.get_sample_value(series, {"namespace": "default", **labels})
+
+    ttft = {"name": "metered", "objective": "ttft"}
+
+    async def scenario(h: Harness) -> None:
+        h.api.put(service("metered").autoscaled(least=1, most=8).dict())
+        await serve(h, 90, step=5)
+        traffic.rate = 8.0
+        await serve(h, 90, step=5)
+        st = status(h, "metered")
+        desired = st["desiredReplicas"]
+        assert value("corral_inference_replicas", name="metered", state="desired") == desired
+        ready = value("corral_inference_replicas", name="metered", state="ready")
+        assert ready == st["readyReplicas"]
+        assert value("corral_inference_request_rate", name="metered") == 8.0
+        assert value("corral_inference_objective_seconds", **ttft) == 2.0
+        assert value("corral_inference_slo_attainment_target", **ttft) == 0.99
+        assert (value("corral_inference_latency_seconds", **ttft) or 0) > 0
+        assert 0 <= (value("corral_inference_slo_attainment", **ttft) or -1) <= 1
+        up = value("corral_inference_scalings_total", name="metered", direction="up")
+        assert up is not None and up >= 1
+
+        # A fixed size: the autoscaler's figures go, the counts stay.
+        fixed = service("metered").autoscaled(least=1, most=8).replicas(3).dict()
+        fixed["metadata"] = cis(h, "metered")["metadata"]
+        h.api.put(fixed)
+        await serve(h, 30, step=5)
+        assert value("corral_inference_replicas", name="metered", state="desired") == 3
+        assert value("corral_inference_slo_attainment", **ttft) is None
+        assert value("corral_inference_request_rate", name="metered") is None
+
+        # Deleted: nothing of it remains.
+        await h.api.delete("/apis/corral.dev/v1alpha1/namespaces/default/inferenceservices/metered")
+        await serve(h)
+        exported = {
+            sample.labels.get("name")
+            for family in metrics.REGISTRY.collect()
+            if family.name.startswith("corral_inference_")
+            for sample in family.samples
+        }
+        assert "metered" not in exported
+
+    run(scenario, traffic=traffic)
 
 
 def _ready(pod: Obj) -> bool:

@@ -31,6 +31,7 @@ from corral.autoscaling.autoscaler import Decision as ScalingDecision
 from corral.autoscaling.observation import Replicas
 from corral.autoscaling.policy import Policy, policy_of
 from corral.controllers.executor import Blocked, Gone, PodRejected, Target
+from corral.controllers.servicemetrics import ServiceMetrics
 from corral.inference.lifecycle import PodAge, ServiceView, Sizing, fixed, reconcile
 from corral.inference.placement import replica_request
 from corral.inference.replicas import ReplicaPod, revision_of
@@ -83,6 +84,7 @@ class InferenceServiceController:
         self.default_prometheus = default_prometheus
         self.scaling: dict[str, Scaling] = {}
         self._blocked: dict[str, str] = {}
+        self.exported = ServiceMetrics()
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -176,6 +178,7 @@ class InferenceServiceController:
         if source is None:
             scaling.decision = _no_source(current, policy)
             scaling.current = scaling.decision.replicas
+            self.exported.decided(view.namespace, view.name, scaling.decision, current)
             self.op.queue.add(KEY_PREFIX + key)
             return
         # A replica scaled away keeps its requests of the window in Prometheus: its series
@@ -197,6 +200,7 @@ class InferenceServiceController:
         if self.view(key) is None:
             return  # deleted while its metrics were read
         decision, scaling.state = tick(scaling.state, observation, policy, current)
+        self.exported.decided(view.namespace, view.name, decision, current)
         scaling.decision = decision
         scaling.current = decision.replicas
         self.op.queue.add(KEY_PREFIX + key)
@@ -214,6 +218,10 @@ class InferenceServiceController:
             return
         pods, ages = self.pods(view)
         sizing = self._sizing(key, view, pods)
+        live = [p for p in pods if p.live]
+        self.exported.replicas(
+            view.namespace, view.name, sizing.replicas, len(live), sum(p.ready for p in live)
+        )
         owner = KEY_PREFIX + key
         ledger = self.op.cache.ledger
         ledger.forget(owner, [name for _, name in ledger.assumed(owner)])
@@ -263,6 +271,7 @@ class InferenceServiceController:
                 # learned of the service stays (it is the same service).
                 scaling.decision, scaling.current = None, None
                 scaling.state = AutoscalerState(model=scaling.state.model)
+            self.exported.autoscaling_stopped(view.namespace, view.name)
             return fixed(spec.replicas)
         assert spec.autoscaling is not None
         policy = policy_of(spec.autoscaling)
@@ -329,6 +338,8 @@ class InferenceServiceController:
         )
 
     def forget(self, key: str) -> None:
+        namespace, _, name = key.partition("/")
+        self.exported.forget(namespace, name)
         self.scaling.pop(key, None)
         self._blocked.pop(key, None)
         self.op.cache.ledger.forget(KEY_PREFIX + key)
