@@ -45,12 +45,18 @@ class Cluster:
     # --- construction ---------------------------------------------------------------------
 
     @classmethod
-    def local(cls, fleet_file: Path, name: str, flags: ControlPlaneFlags | None = None) -> Cluster:
+    def local(
+        cls,
+        fleet_file: Path,
+        name: str,
+        flags: ControlPlaneFlags | None = None,
+        ready_timeout: float = 300,
+    ) -> Cluster:
         """Bring a local fleet up (reusing one that is already up under that name), its control
         plane with `flags` (feature gates, runtime config; the defaults when None)."""
         log = _stderr
         try:
-            result = cluster.up(fleet_file, name, log=log, flags=flags)
+            result = cluster.up(fleet_file, name, log=log, flags=flags, ready_timeout=ready_timeout)
             kubectl = binaries.ensure(only=["kubectl"], log=log)["kubectl"]
         except (cluster.FleetError, binaries.BinaryError) as exc:
             cluster.down(name, log=log)  # leave no process behind, whatever got started

@@ -1,0 +1,579 @@
+"""Corral against Kubernetes 1.36's own gang scheduling and against plain pods, on the 2,000-node
+fleet (issue 14): one session, the three interleaved.
+
+    .venv/bin/python bench/upstream.py                                  # ~10 min
+    .venv/bin/python bench/upstream.py --runs 3 --wait-seconds 20 --keep   # quicker, fleet kept
+
+The fleet is e2e/fleets/scale.yaml (2 zones x 5 blocks x 25 racks x 8 hosts x 8 GPUs) with the
+upstream gates on (GenericWorkload, GangScheduling, TopologyAwareWorkloadScheduling and
+--runtime-config scheduling.k8s.io/v1alpha2=true), as the fleet `upbench-scale`. Three ways to
+start 64 workers x 8 GPUs that must share one block:
+
+- corral: a TrainingJob with `topology.required: network.corral.dev/block`, placed by `corral run`;
+- upstream: a Workload (one PodGroupTemplate: gang policy minCount 64, topology constraint
+  network.corral.dev/block), a PodGroup made from that template, and 64 pods naming it in
+  `spec.schedulingGroup.podGroupName`, placed by kube-scheduler alone;
+- plain: 64 pods of 8 GPUs, no gang and no topology: kube-scheduler's default spreading, the
+  floor of what starting those pods costs.
+
+Each run starts the three in a seeded random order (so a slow patch of the machine hits all
+three alike) and waits until each has all 64 workers Running before the next starts.
+
+1. Start: create -> all 64 Running, p50/p90; the racks and blocks the workers landed in.
+2. Waiting: filler pods hold 137 of the 200 hosts of every block (63 free each), so a 64-host
+   block gang fits nowhere until something ends. Over --wait-seconds with the gang waiting, and
+   over the same window just before with nothing waiting: kube-scheduler CPU (utime+stime of its
+   process, /proc/<pid>/stat), its scheduling attempts (`scheduler_schedule_attempts_total` and
+   `scheduler_podgroup_schedule_attempts_total` on its /metrics) and, for Corral, the operator's
+   CPU too.
+3. Cannot fit: 201 workers x 8 GPUs with the block required (a block has 200 hosts), on the
+   empty fleet: what each does within --wait-seconds.
+
+A benchmark, not a test: it prints a table and writes bench/results/upstream.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import ssl
+import statistics
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "e2e"))
+
+from kubernetes import client  # noqa: E402
+
+from corral.localfleet import cluster as fleet_cluster  # noqa: E402
+from corral.localfleet.flags import UPSTREAM_GANG_SCHEDULING  # noqa: E402
+from harness import Cluster  # noqa: E402
+from harness.wait import wait_for  # noqa: E402
+from operator_scale import CONTAINER, NAMESPACE, POOL, Operator, job  # noqa: E402
+
+BLOCK = "network.corral.dev/block"
+RACK = "network.corral.dev/rack"
+GROUP, VERSION = "scheduling.k8s.io", "v1alpha2"
+WORKERS, GPUS = 64, 8
+NEVER_FITS = 201
+FILLERS_PER_BLOCK = 137
+VARIANTS = ("corral", "upstream", "plain")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- kube-scheduler and the operator, seen from outside -----------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Scheduler:
+    """The fleet's kube-scheduler process: CPU from /proc, counters from its /metrics."""
+
+    def __init__(self, fleet_name: str):
+        state = fleet_cluster.status(fleet_name)
+        component = next(c for c in state.components if c.name == "kube-scheduler")
+        assert component.pid is not None and component.running, "kube-scheduler is not running"
+        self.pid = component.pid
+        cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().decode().split("\0")
+        port = next(a.split("=", 1)[1] for a in cmdline if a.startswith("--secure-port="))
+        self.url = f"https://127.0.0.1:{port}/metrics"  # kwokctl always allows /metrics
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def attempts(self) -> dict[str, float]:
+        """Pod and pod-group scheduling attempts so far, by result."""
+        insecure = ssl.create_default_context()
+        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+        with urllib.request.urlopen(self.url, timeout=10, context=insecure) as answer:
+            text = answer.read().decode()
+        counts: dict[str, float] = {}
+        pattern = re.compile(
+            r'^scheduler_(schedule|podgroup_schedule)_attempts_total\{[^}]*result="(\w+)"[^}]*\} '
+            r"([0-9.e+]+)$",
+            re.M,
+        )
+        for kind, result, value in pattern.findall(text):
+            key = f"{'pod' if kind == 'schedule' else 'podgroup'}_{result}"
+            counts[key] = counts.get(key, 0.0) + float(value)
+        return counts
+
+
+@dataclass
+class Window:
+    seconds: float
+    scheduler_cpu_s: float
+    operator_cpu_s: float
+    attempts: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seconds": round(self.seconds, 1),
+            "scheduler_cores": round(self.scheduler_cpu_s / self.seconds, 3),
+            "operator_cores": round(self.operator_cpu_s / self.seconds, 3),
+            "attempts_per_minute": {
+                k: round(v * 60 / self.seconds, 1) for k, v in sorted(self.attempts.items()) if v
+            },
+        }
+
+
+def observe(scheduler: Scheduler, operator: Operator, seconds: float) -> Window:
+    before = (scheduler.cpu(), cpu_seconds(operator.process.pid), scheduler.attempts())
+    started = time.monotonic()
+    time.sleep(seconds)  # a measurement window, not a wait for a condition
+    elapsed = time.monotonic() - started
+    after = (scheduler.cpu(), cpu_seconds(operator.process.pid), scheduler.attempts())
+    attempts = {k: v - before[2].get(k, 0.0) for k, v in after[2].items()}
+    return Window(elapsed, after[0] - before[0], after[1] - before[1], attempts)
+
+
+# --- the three ways to start a gang --------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, cluster: Cluster, operator: Operator):
+        self.cluster = cluster
+        self.operator = operator
+        self.core = cluster.core
+        self.custom = cluster.custom
+        self.topology = {
+            n.metadata.name: (n.metadata.labels[BLOCK], n.metadata.labels[RACK])
+            for n in self.core.list_node(label_selector=BLOCK).items
+        }
+        self.threads = ThreadPoolExecutor(max_workers=16)
+
+    def selector(self, variant: str, name: str) -> str:
+        return f"corral.dev/job={name}" if variant == "corral" else f"bench={name}"
+
+    def pod(self, name: str, label: str, group: str | None = None) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    **CONTAINER,
+                    "resources": {
+                        "requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": str(GPUS)},
+                        "limits": {"nvidia.com/gpu": str(GPUS)},
+                    },
+                }
+            ],
+        }
+        if group:
+            spec["schedulingGroup"] = {"podGroupName": group}
+        return {"metadata": {"name": name, "labels": {"bench": label}}, "spec": spec}
+
+    def create_pods(self, bodies: list[dict[str, Any]]) -> None:
+        """In parallel, as Corral creates a gang's workers."""
+        calls = [
+            self.threads.submit(self.core.create_namespaced_pod, NAMESPACE, body) for body in bodies
+        ]
+        for call in calls:
+            call.result()
+
+    def submit(self, variant: str, name: str, workers: int) -> None:
+        if variant == "corral":
+            self.custom.create_namespaced_custom_object(
+                "corral.dev",
+                "v1alpha1",
+                NAMESPACE,
+                "trainingjobs",
+                job(name, workers, GPUS, topology={"required": BLOCK}),
+            )
+            return
+        group = None
+        if variant == "upstream":
+            group = name
+            policy = {"gang": {"minCount": workers}}
+            constraints = {"topology": [{"key": BLOCK}]}
+            self.custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NAMESPACE,
+                "workloads",
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "Workload",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "podGroupTemplates": [
+                            {
+                                "name": "workers",
+                                "schedulingPolicy": policy,
+                                "schedulingConstraints": constraints,
+                            }
+                        ]
+                    },
+                },
+            )
+            self.custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                NAMESPACE,
+                "podgroups",
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "PodGroup",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "podGroupTemplateRef": {
+                            "workload": {"workloadName": name, "podGroupTemplateName": "workers"}
+                        },
+                        "schedulingPolicy": policy,
+                        "schedulingConstraints": constraints,
+                    },
+                },
+            )
+        self.create_pods([self.pod(f"{name}-{i}", name, group) for i in range(workers)])
+
+    def remove(self, variant: str, name: str) -> None:
+        if variant == "corral":
+            with contextlib.suppress(client.ApiException):
+                self.custom.delete_namespaced_custom_object(
+                    "corral.dev", "v1alpha1", NAMESPACE, "trainingjobs", name
+                )
+        else:
+            self.core.delete_collection_namespaced_pod(
+                NAMESPACE, label_selector=f"bench={name}", grace_period_seconds=0
+            )
+        if variant == "upstream":
+            for plural in ("podgroups", "workloads"):
+                with contextlib.suppress(client.ApiException):
+                    self.custom.delete_namespaced_custom_object(
+                        GROUP, VERSION, NAMESPACE, plural, name
+                    )
+        self.wait_gone(self.selector(variant, name))
+
+    def pods(self, selector: str) -> list[Any]:
+        return list(self.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items)
+
+    def running(self, selector: str) -> list[Any]:
+        return [
+            p
+            for p in self.pods(selector)
+            if p.status.phase == "Running" and not p.metadata.deletion_timestamp
+        ]
+
+    def wait_gone(self, selector: str) -> None:
+        wait_for(
+            lambda: not self.pods(selector),
+            timeout=180,
+            interval=0.5,
+            message=f"pods {selector} gone",
+        )
+
+    def domains(self, pods: list[Any]) -> tuple[int, int]:
+        places = [self.topology[p.spec.node_name] for p in pods if p.spec.node_name]
+        return len({block for block, _ in places}), len({rack for _, rack in places})
+
+
+# --- 1. start ------------------------------------------------------------------------------------
+
+
+def start_runs(bench: Bench, runs: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    seconds: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    blocks: dict[str, list[int]] = {v: [] for v in VARIANTS}
+    racks: dict[str, list[int]] = {v: [] for v in VARIANTS}
+    for run in range(runs):
+        order = list(VARIANTS)
+        rng.shuffle(order)
+        for variant in order:
+            name = f"{variant}-{run}"
+            selector = bench.selector(variant, name)
+            started = time.perf_counter()
+            bench.submit(variant, name, WORKERS)
+            running = wait_for(
+                lambda selector=selector: (
+                    (r := bench.running(selector)) and len(r) == WORKERS and r
+                ),
+                timeout=240,
+                interval=0.05,
+                message=f"{name}: {WORKERS} workers Running",
+            )
+            seconds[variant].append(time.perf_counter() - started)
+            used_blocks, used_racks = bench.domains(running)
+            blocks[variant].append(used_blocks)
+            racks[variant].append(used_racks)
+            log(
+                f"run {run} {variant:<9} {seconds[variant][-1]:6.2f} s  "
+                f"blocks {used_blocks}  racks {used_racks}"
+            )
+            bench.remove(variant, name)
+    out: dict[str, Any] = {"runs": runs, "seed": seed, "order": "seeded shuffle per run"}
+    for variant in VARIANTS:
+        values = sorted(seconds[variant])
+        out[variant] = {
+            "p50_s": round(statistics.median(values), 3),
+            "p90_s": round(values[max(0, int(len(values) * 0.9) - 1)], 3),
+            "all_s": [round(v, 3) for v in seconds[variant]],
+            "blocks": [min(blocks[variant]), max(blocks[variant])],
+            "racks": [min(racks[variant]), max(racks[variant])],
+        }
+    for variant in ("upstream", "plain"):
+        out[f"ratio_corral_to_{variant}"] = round(out["corral"]["p50_s"] / out[variant]["p50_s"], 2)
+    return out
+
+
+# --- 2. a gang that waits ------------------------------------------------------------------------
+
+
+def fill_blocks(bench: Bench) -> int:
+    """Hold FILLERS_PER_BLOCK hosts of every block with an 8-GPU pod bound there directly."""
+    by_block: dict[str, list[str]] = {}
+    for node_name, (block, _) in sorted(bench.topology.items()):
+        by_block.setdefault(block, []).append(node_name)
+    bodies = []
+    for hosts in by_block.values():
+        for node_name in hosts[:FILLERS_PER_BLOCK]:
+            body = bench.pod(f"filler-{node_name}", "filler")
+            body["spec"]["nodeName"] = node_name
+            bodies.append(body)
+    bench.create_pods(bodies)
+    wait_for(
+        lambda: len(bench.running("bench=filler")) == len(bodies),
+        timeout=300,
+        interval=1.0,
+        message="filler pods Running",
+    )
+    return len(bodies)
+
+
+def waiting(
+    bench: Bench, scheduler: Scheduler, seconds: float, settle: float = 5.0
+) -> dict[str, Any]:
+    fillers = fill_blocks(bench)
+    log(f"waiting: {fillers} filler pods hold {FILLERS_PER_BLOCK} hosts of every block")
+    out: dict[str, Any] = {"fillers": fillers, "free_hosts_per_block": 200 - FILLERS_PER_BLOCK}
+    try:
+        for variant in ("corral", "upstream"):
+            idle = observe(scheduler, bench.operator, seconds)
+            name = f"wait-{variant}"
+            bench.submit(variant, name, WORKERS)
+            time.sleep(settle)  # let the first attempts pass before the window opens
+            busy = observe(scheduler, bench.operator, seconds)
+            pods = bench.pods(bench.selector(variant, name))
+            state = {
+                "pods": len(pods),
+                "bound": sum(1 for p in pods if p.spec.node_name),
+            }
+            if variant == "corral":
+                status = bench.custom.get_namespaced_custom_object(
+                    "corral.dev", "v1alpha1", NAMESPACE, "trainingjobs", name
+                ).get("status", {})
+                placed = next(
+                    (c for c in status.get("conditions", []) if c["type"] == "Placed"), {}
+                )
+                state |= {"phase": status.get("phase"), "why": placed.get("message", "")}
+            out[variant] = {"idle": idle.to_json(), "waiting": busy.to_json(), **state}
+            log(f"waiting {variant}: idle {idle.to_json()} / waiting {busy.to_json()} {state}")
+            bench.remove(variant, name)
+    finally:
+        bench.remove("plain", "filler")
+    return out
+
+
+# --- 3. a gang that can never fit ----------------------------------------------------------------
+
+
+def never_fits(bench: Bench, scheduler: Scheduler, seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"workers": NEVER_FITS, "hosts_per_block": 200}
+    for variant in VARIANTS:
+        name = f"never-{variant}"
+        selector = bench.selector(variant, name)
+        started = time.perf_counter()
+        bench.submit(variant, name, NEVER_FITS)
+        if variant == "corral":
+            status = wait_for(
+                lambda name=name: (
+                    (
+                        s := bench.custom.get_namespaced_custom_object(
+                            "corral.dev", "v1alpha1", NAMESPACE, "trainingjobs", name
+                        ).get("status", {})
+                    ).get("phase")
+                    == "Failed"
+                    and s
+                ),
+                timeout=60,
+                message=f"{name} Failed",
+            )
+            failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+            out[variant] = {
+                "outcome": f"Failed/{failed['reason']} after {time.perf_counter() - started:.2f} s",
+                "message": failed["message"],
+                "pods_created": len(bench.pods(selector)),
+            }
+        elif variant == "upstream":
+            window = observe(scheduler, bench.operator, seconds)
+            pods = bench.pods(selector)
+            group = bench.custom.get_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, "podgroups", name
+            )
+            scheduled = next(
+                (
+                    c
+                    for c in (group.get("status") or {}).get("conditions") or []
+                    if c["type"] == "PodGroupScheduled"
+                ),
+                {},
+            )
+            out[variant] = {
+                "outcome": f"{sum(1 for p in pods if p.spec.node_name)} of {len(pods)} pods bound "
+                f"after {time.perf_counter() - started:.0f} s; PodGroupScheduled="
+                f"{scheduled.get('status')}/{scheduled.get('reason')}",
+                "message": scheduled.get("message", ""),
+                "window": window.to_json(),
+            }
+        else:
+            running = wait_for(
+                lambda selector=selector: (
+                    (r := bench.running(selector)) and len(r) == NEVER_FITS and r
+                ),
+                timeout=240,
+                interval=0.2,
+                message=f"{name}: {NEVER_FITS} pods Running",
+            )
+            used_blocks, used_racks = bench.domains(running)
+            out[variant] = {
+                "outcome": f"all {NEVER_FITS} Running after {time.perf_counter() - started:.1f} s "
+                f"over {used_blocks} blocks and {used_racks} racks (no gang, no topology)",
+            }
+        log(f"never fits {variant}: {out[variant]['outcome']}")
+        bench.remove(variant, name)
+    return out
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def ensure(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--fleet", default=str(REPO / "e2e" / "fleets" / "scale.yaml"))
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--wait-seconds", type=float, default=30.0)
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "upstream.json"))
+    parser.add_argument("--keep", action="store_true", help="leave the fleet up afterwards")
+    args = parser.parse_args()
+
+    fleet = Path(args.fleet)
+    name = f"upbench-{fleet.stem}"
+    log(f"bringing up {fleet.name} as {name} with {UPSTREAM_GANG_SCHEDULING.describe()} ...")
+    # 2,000 nodes on a busy 2-core machine: kwok may need more than the default 300 s.
+    cluster = Cluster.local(fleet, name, UPSTREAM_GANG_SCHEDULING, ready_timeout=900)
+    operator: Operator | None = None
+    results: dict[str, Any] = {"fleet": fleet.name, "flags": UPSTREAM_GANG_SCHEDULING.to_json()}
+    try:
+        cluster.apply_crds()
+        ensure(lambda: cluster.core.create_namespace({"metadata": {"name": NAMESPACE}}))
+        wait_for(
+            lambda: cluster.core.read_namespaced_service_account("default", NAMESPACE),
+            timeout=60,
+            message="namespace ready",
+        )
+        ensure(
+            lambda: cluster.custom.create_cluster_custom_object(
+                "corral.dev", "v1alpha1", "gpupools", POOL
+            )
+        )
+        operator = Operator(cluster, Path("/tmp/corral-bench-upstream-operator.log"))
+        bench = Bench(cluster, operator)
+        scheduler = Scheduler(name)
+        results["nodes"] = len(bench.topology)
+        results["start"] = start_runs(bench, args.runs, args.seed)
+        results["waiting"] = waiting(bench, scheduler, args.wait_seconds)
+        results["never_fits"] = never_fits(bench, scheduler, args.wait_seconds)
+    finally:
+        if operator is not None:
+            operator.stop()
+        with contextlib.suppress(client.ApiException):
+            cluster.core.delete_namespace(NAMESPACE)
+        if not args.keep:
+            cluster.owned = True
+            cluster.close()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"written to {out}")
+    return 0
+
+
+def table(results: dict[str, Any]) -> str:
+    start, wait, never = results["start"], results["waiting"], results["never_fits"]
+    rows = [
+        f"\n64 workers x 8 GPUs, block required, on {results['nodes']} nodes "
+        f"({start['runs']} interleaved runs)",
+        f"{'figure':<44}{'corral':>14}{'upstream':>14}{'plain':>14}",
+    ]
+
+    def row(label: str, values: list[str]) -> None:
+        rows.append(f"{label:<44}" + "".join(f"{v:>14}" for v in values))
+
+    row("create -> all Running, p50 (s)", [str(start[v]["p50_s"]) for v in VARIANTS])
+    row("create -> all Running, p90 (s)", [str(start[v]["p90_s"]) for v in VARIANTS])
+    row(
+        "ratio of corral's p50 to ...",
+        ["1", str(start["ratio_corral_to_upstream"]), str(start["ratio_corral_to_plain"])],
+    )
+    row("blocks used (min-max)", ["-".join(map(str, start[v]["blocks"])) for v in VARIANTS])
+    row("racks used (min-max)", ["-".join(map(str, start[v]["racks"])) for v in VARIANTS])
+    row(
+        "kube-scheduler cores, gang waiting",
+        [str(wait[v]["waiting"]["scheduler_cores"]) for v in ("corral", "upstream")] + ["n/a"],
+    )
+    row(
+        "kube-scheduler cores, nothing waiting",
+        [str(wait[v]["idle"]["scheduler_cores"]) for v in ("corral", "upstream")] + ["n/a"],
+    )
+    row(
+        "operator cores, gang waiting",
+        [str(wait["corral"]["waiting"]["operator_cores"]), "-", "n/a"],
+    )
+    row(
+        "scheduling attempts / min, gang waiting",
+        [
+            str(round(sum(wait[v]["waiting"]["attempts_per_minute"].values()), 1))
+            for v in ("corral", "upstream")
+        ]
+        + ["n/a"],
+    )
+    rows.append("(plain pods do not wait: they bind wherever 8 GPUs are free)")
+    rows.append(
+        f"\ncannot fit ({never['workers']} x 8 GPUs, block required; a block has 200 hosts):"
+    )
+    for variant in VARIANTS:
+        rows.append(f"  {variant:<9} {never[variant]['outcome']}")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
