@@ -40,7 +40,9 @@ def _session_fleet() -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def session_cluster() -> Iterator[Cluster]:
+    """The suite's cluster; tests ask for `cluster`, which a test module may point elsewhere
+    (e2e/controllers/test_reservations_race.py runs on `upstream_cluster`)."""
     kubeconfig = os.environ.get("CORRAL_KUBECONFIG")
     if kubeconfig:
         handle = Cluster.existing(Path(kubeconfig))
@@ -56,12 +58,17 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="session")
-def upstream_cluster(cluster: Cluster) -> Iterator[Cluster]:
+def cluster(session_cluster: Cluster) -> Cluster:
+    return session_cluster
+
+
+@pytest.fixture(scope="session")
+def upstream_cluster(session_cluster: Cluster) -> Iterator[Cluster]:
     """A cluster serving Kubernetes' alpha gang scheduling (Workload/PodGroup)."""
-    if cluster.serves(GANG_API):
-        yield cluster
+    if session_cluster.serves(GANG_API):
+        yield session_cluster
         return
-    if cluster.fleet_name is None:
+    if session_cluster.fleet_name is None:
         raise ClusterError(
             f"CORRAL_KUBECONFIG names a cluster without {GANG_API}: start its kube-apiserver and "
             "kube-scheduler with --feature-gates=GenericWorkload=true,GangScheduling=true,"

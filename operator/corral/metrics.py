@@ -63,6 +63,12 @@ LOST_WORK_SECONDS = Histogram(
 )
 USAGE_LABELS = ["namespace", "team", "pool", "capacity_type"]
 """Who pays (namespace, the `corral.dev/team` label) and what for (pool, capacity type)."""
+GANG_RACES = Counter(
+    "corral_gang_races_total",
+    "Gangs re-placed at once because another pod took room planned for a worker not bound yet.",
+    ["pool"],
+    registry=REGISTRY,
+)
 DEVICE_HOURS = Counter(
     "corral_device_hours_total",
     "Device-hours consumed by Corral workloads.",

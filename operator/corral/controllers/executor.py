@@ -30,6 +30,7 @@ from corral.scheduling.actions import (
     DeletePod,
     Emit,
     EnsureService,
+    Nominate,
     ReleaseAssumed,
     RequeueAfter,
     Ungate,
@@ -106,6 +107,7 @@ class Executor:
         self.api = api
         self.cache = cache
         self.post_event = post_event
+        self._told_unnominated = False
 
     async def execute(self, target: Target, actions: Sequence[Action]) -> Outcome:
         outcome = Outcome()
@@ -137,6 +139,9 @@ class Executor:
             await self._ensure_service(target)
         elif isinstance(action, CreateWorker):
             await self._create_worker(target, action)
+            outcome.wrote_pods = True
+        elif isinstance(action, Nominate):
+            await self._nominate(target.namespace, action)
             outcome.wrote_pods = True
         elif isinstance(action, Ungate):
             await self._ungate(target.namespace, action.name)
@@ -213,6 +218,30 @@ class Executor:
             else:
                 raise
         self.cache.apply("Pod", "ADDED", answer, "write")
+
+    async def _nominate(self, namespace: str, action: Nominate) -> None:
+        """status.nominatedNodeName through pods/status. Best effort: without the permission
+        (a chart older than the operator) the gang still binds, only unprotected until then."""
+        try:
+            answer = await self.api.patch(
+                core_path("pods", namespace, action.name, "status"),
+                {"status": {"nominatedNodeName": action.node}},
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return  # gone: the next reconcile sees it missing
+            if exc.status == 403:
+                if not self._told_unnominated:
+                    self._told_unnominated = True
+                    log.warning(
+                        "cannot nominate worker pods (patch pods/status forbidden): planned "
+                        "nodes are not kept by kube-scheduler until the gang binds; grant "
+                        "patch on pods/status (the chart's ClusterRole does): %s",
+                        exc.message,
+                    )
+                return
+            raise
+        self.cache.apply("Pod", "MODIFIED", answer, "write")
 
     async def _ungate(self, namespace: str, name: str) -> None:
         try:

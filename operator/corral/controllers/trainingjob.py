@@ -119,7 +119,14 @@ class TrainingJobController:
             placement.nodes if placement else [],
         )
         decision = reconcile(
-            view, pods, now, cluster.snapshot.node_problem, price, refresh, cluster.node_notice
+            view,
+            pods,
+            now,
+            cluster.snapshot.node_problem,
+            price,
+            refresh,
+            cluster.node_notice,
+            overcommitted=cluster.snapshot.overcommitted,
         )
         target = self.target(obj, record)
         try:
@@ -138,6 +145,8 @@ class TrainingJobController:
             self._report_usage(view, decision.status)
             _observe_disruption(view.status, decision.status, now)
         self.op.count_events(outcome.events, view.namespace)
+        if placement is not None and any(e.reason == "RaceLost" for e in outcome.events):
+            metrics.GANG_RACES.labels(pool=placement.pool).inc()
         if outcome.wants_placement:
             self.op.schedule_pass()
         if outcome.requeue_after is not None:

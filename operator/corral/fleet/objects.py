@@ -95,7 +95,9 @@ class PodRecord:
 
     key: PodKey
     node: str | None
-    """`spec.nodeName`, or Corral's `corral.dev/node` annotation for a pod not bound yet."""
+    """`spec.nodeName`; for a pod not bound yet, Corral's `corral.dev/node` annotation or else
+    `status.nominatedNodeName` (where kube-scheduler, another scheduler or an autoscaler expects
+    it to land: room Corral must not plan for a gang either)."""
     requests: Amounts
     active: bool
     """Not Succeeded/Failed: its requests still hold on the node."""
@@ -106,7 +108,11 @@ class PodRecord:
         metadata, spec, status, name = object_parts(pod, "Pod")
         namespace = string(metadata.get("namespace"), "metadata.namespace") or "default"
         annotations = string_map(metadata.get("annotations"), "metadata.annotations")
-        node = string(spec.get("nodeName"), "spec.nodeName") or annotations.get(NODE_ANNOTATION)
+        node = (
+            string(spec.get("nodeName"), "spec.nodeName")
+            or annotations.get(NODE_ANNOTATION)
+            or string(status.get("nominatedNodeName"), "status.nominatedNodeName")
+        )
         phase = string(status.get("phase"), "status.phase")
         return cls(
             key=(namespace, name),
@@ -119,3 +125,14 @@ class PodRecord:
     def counted(self) -> bool:
         """Whether this pod's requests are held on a node."""
         return self.active and self.node is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Overcommit:
+    """A node whose counted pods ask for more of `resource` than it offers, and who they are."""
+
+    node: str
+    resource: str
+    requested: int
+    offered: int
+    pods: tuple[PodKey, ...]

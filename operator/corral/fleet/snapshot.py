@@ -8,7 +8,7 @@ from typing import Any
 from corral.api.gpupool import GPUPool
 from corral.api.selection import CapacityType
 from corral.fleet.fields import InvalidFleetObject
-from corral.fleet.objects import NodeRecord, PodKey, PodRecord
+from corral.fleet.objects import NodeRecord, Overcommit, PodKey, PodRecord
 from corral.fleet.pool import PoolView
 from corral.fleet.resources import Amounts, add_into
 
@@ -165,6 +165,21 @@ class FleetSnapshot:
     def upsert_record(self, record: PodRecord) -> None:
         """Count a pod known only as a record (the assumed workers of a placement)."""
         self._set_pod(record.key, record)
+
+    def overcommitted(self, name: str) -> Overcommit | None:
+        """The pods counted on a node ask for more of a resource than it offers: room planned for
+        a pod not bound yet (a gated worker, a nominated pod) was taken meanwhile. None when
+        everything counted on the node fits (or the node is unknown: `node_problem` says so)."""
+        record = self.nodes.get(name)
+        if record is None:
+            return None
+        used = self.usage.get(name, {})
+        for resource, amount in sorted(used.items()):
+            offered = record.allocatable.get(resource, 0)
+            if amount > offered:
+                pods = tuple(sorted(self.pods_on.get(name, ())))
+                return Overcommit(name, resource, amount, offered, pods)
+        return None
 
     def node_problem(self, name: str) -> str | None:
         """Why a planned node can no longer take a new worker (gone, cordoned, NotReady)."""

@@ -13,6 +13,7 @@ from corral.api.gpupool import (
     PoolPrice,
 )
 from corral.api.meta import Condition, ConditionStatus
+from corral.fleet.objects import NodeRecord
 from corral.fleet.pool import PoolView
 from corral.fleet.snapshot import FleetSnapshot
 from corral.fleet.topology import Domain
@@ -159,10 +160,11 @@ def pool_conditions(
     now: datetime,
     generation: int | None,
 ) -> tuple[list[Condition], str | None]:
-    """A pool's conditions — Ready, Degraded, Overlapping — and the overlap message, if any.
+    """A pool's conditions — Ready, Degraded, Overlapping, Dedicated — and the overlap message.
 
     Ready is False (NoNodes) when the selector matches nothing; Degraded counts NotReady and
-    cordoned members; Overlapping names nodes another pool also selects (they count in neither).
+    cordoned members; Overlapping names nodes another pool also selects (they count in neither);
+    Dedicated says whether every node keeps other workloads out with a taint the pool tolerates.
     """
     view = snapshot.pools.get(pool)
     members = list(view.nodes.values()) if view is not None else []
@@ -212,4 +214,51 @@ def pool_conditions(
             now,
             generation,
         )
+    dedicated = _dedicated(view, members) if view is not None and members else None
+    if dedicated is not None:
+        conditions = set_condition(
+            conditions, "Dedicated", dedicated[0], dedicated[1], dedicated[2], now, generation
+        )
     return conditions, message
+
+
+SYSTEM_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/")
+
+
+def _dedicated(view: PoolView, members: list[NodeRecord]) -> tuple[ConditionStatus, str, str]:
+    """Whether the pool's nodes keep other workloads out: each carries a NoSchedule/NoExecute
+    taint that the pool's tolerations (added to every Corral worker) tolerate. Shared nodes are
+    where another pod can take room Corral planned before the gang binds (docs/training.md,
+    "Reservations"): kube-scheduler keeps a nominated worker's room only against pods of equal or
+    lower priority, and schedulers other than kube-scheduler may not keep it at all."""
+    tolerations = view.spec.tolerations
+    keys: set[str] = set()
+    shared: list[str] = []
+    for node in members:
+        tolerated = [
+            taint
+            for taint in node.taints
+            if not str(taint.get("key", "")).startswith(SYSTEM_TAINT_PREFIXES)
+            and any(toleration.tolerates(dict(taint)) for toleration in tolerations)
+        ]
+        if tolerated:
+            keys.update(str(taint.get("key")) for taint in tolerated)
+        else:
+            shared.append(node.name)
+    if not shared:
+        return (
+            "True",
+            "TaintedForPool",
+            f"every node carries a taint the pool tolerates ({', '.join(sorted(keys))}): only "
+            "pods that tolerate it too can take room planned for a gang",
+        )
+    shown = ", ".join(sorted(shared)[:3]) + (
+        f" and {len(shared) - 3} more" if len(shared) > 3 else ""
+    )
+    return (
+        "False",
+        "SharedNodes",
+        f"{len(shared)} of {len(members)} node(s) carry no taint the pool tolerates ({shown}): "
+        "other workloads may take room planned for a gang before it binds; taint them and add "
+        "the taint to spec.tolerations to dedicate them",
+    )

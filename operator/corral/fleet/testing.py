@@ -119,6 +119,7 @@ class PodBuilder:
         self._namespace = namespace
         self._node: str | None = None
         self._assumed: str | None = None
+        self._nominated: str | None = None
         self._requests: dict[str, str] = {}
         self._phase = "Running"
 
@@ -129,6 +130,13 @@ class PodBuilder:
     def assumed(self, node: str) -> PodBuilder:
         """A gated Corral worker not bound yet: counted on `node` through the annotation."""
         self._assumed = node
+        return self
+
+    def nominated(self, node: str) -> PodBuilder:
+        """Not bound, expected on `node` (status.nominatedNodeName, as kube-scheduler writes it
+        for a pod it is about to bind or preempted room for)."""
+        self._nominated = node
+        self._phase = "Pending"
         return self
 
     def gpus(self, count: int, resource: str = GPU) -> PodBuilder:
@@ -163,7 +171,10 @@ class PodBuilder:
             "kind": "Pod",
             "metadata": metadata,
             "spec": spec,
-            "status": {"phase": self._phase},
+            "status": {
+                "phase": self._phase,
+                **({"nominatedNodeName": self._nominated} if self._nominated else {}),
+            },
         }
 
 

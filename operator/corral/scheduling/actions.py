@@ -51,6 +51,16 @@ class CreateWorker:
 
 
 @dataclass(frozen=True)
+class Nominate:
+    """Write `status.nominatedNodeName` of a gated pod (pods/status): kube-scheduler then counts
+    the pod on `node` when it places pods of equal or lower priority, so the planned room stays
+    free until the gang is ungated and bound (KEP-5278; docs/training.md, "Reservations")."""
+
+    name: str
+    node: str
+
+
+@dataclass(frozen=True)
 class Ungate:
     """Remove the placement gate: kube-scheduler may bind the pod to its planned node."""
 
@@ -93,6 +103,7 @@ Action = (
     | ReleaseAssumed
     | EnsureService
     | CreateWorker
+    | Nominate
     | Ungate
     | AnnotatePod
     | Emit
@@ -106,6 +117,7 @@ ORDER: tuple[type, ...] = (
     ReleaseAssumed,
     EnsureService,  # the rendezvous name resolves before any worker starts
     CreateWorker,  # gated: nothing binds until the whole gang exists
+    Nominate,  # kube-scheduler keeps the planned room before any worker of the gang is ungated
     Ungate,
     AnnotatePod,  # a checkpoint request: after the status that records why it was made
     Emit,  # events only after the writes they tell of succeeded

@@ -39,6 +39,7 @@ from corral.scheduling.actions import (
     DeletePod,
     Emit,
     EnsureService,
+    Nominate,
     ReleaseAssumed,
     RequeueAfter,
     Ungate,
@@ -227,17 +228,32 @@ class InMemoryCluster:
         return sorted(started)
 
     def bind_ungated(self) -> list[str]:
-        """kube-scheduler: an ungated worker binds to its planned node when it still fits;
-        returns the keys of the jobs whose workers were bound."""
-        bound = set()
+        """kube-scheduler: an ungated worker binds to its planned node when it still fits, else
+        is reported Unschedulable once; returns the keys of the jobs whose workers changed."""
+        changed = set()
         for pod_key in sorted(self._to_bind):
             pod = self.pods[pod_key]
             node = pod["metadata"]["annotations"]["corral.dev/node"]
             if self._snapshot.node_problem(node) is None and self._fits(pod, node):
                 pod["spec"]["nodeName"] = node
-                self._touch(pod)
-                bound.add(_job_key(pod))
-        return sorted(bound)
+                pod["status"].pop("nominatedNodeName", None)  # the bind clears it
+            elif not pod["status"].get("conditions"):
+                # As kube-scheduler: Unschedulable, and the nomination dropped once preemption
+                # cannot help (the lifecycle then re-places the gang: a lost race).
+                pod["status"]["conditions"] = [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": f"0/1 nodes are available: node {node} has no room",
+                    }
+                ]
+                pod["status"].pop("nominatedNodeName", None)
+            else:
+                continue
+            self._touch(pod)
+            changed.add(_job_key(pod))
+        return sorted(changed)
 
     def annotate(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
         """The workload writes on its own pod (a checkpoint acknowledgement, as `corral.sdk`)."""
@@ -296,6 +312,7 @@ class InMemoryCluster:
             price,
             refresh_usage,
             self.node_notice,
+            overcommitted=self._snapshot.overcommitted,
         )
         actions = decision.actions
         self.apply(key, actions, now)
@@ -349,6 +366,11 @@ class InMemoryCluster:
                 self._ledger.forget(ledger_owner(key, action.attempt))
             elif isinstance(action, CreateWorker):
                 self._create_worker(key, obj, action)
+            elif isinstance(action, Nominate):
+                pod = self.pods.get(f"{obj['metadata']['namespace']}/{action.name}")
+                if pod is not None and pod["status"].get("nominatedNodeName") != action.node:
+                    pod["status"]["nominatedNodeName"] = action.node
+                    self._touch(pod)
             elif isinstance(action, Ungate):
                 pod = self.pods.get(f"{obj['metadata']['namespace']}/{action.name}")
                 if pod is not None and pod["spec"].get("schedulingGates"):

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from corral.api.conditions import set_condition
 from corral.api.meta import ConditionStatus
+from corral.api.names import worker_pod_name
 from corral.api.trainingjob import (
     DisruptionStatus,
     PlacementStatus,
@@ -35,6 +36,7 @@ from corral.api.trainingjob import (
 from corral.cost.charges import ZERO, Charge
 from corral.disruption import checkpoints
 from corral.disruption.notices import Notice
+from corral.fleet.objects import Overcommit
 from corral.scheduling.actions import (
     AnnotatePod,
     CreateWorker,
@@ -42,6 +44,7 @@ from corral.scheduling.actions import (
     DeletePod,
     Emit,
     EnsureService,
+    Nominate,
     ReleaseAssumed,
     RequeueAfter,
     Ungate,
@@ -60,6 +63,15 @@ NodeNotice = Callable[[str], Notice | None]
 
 
 def _no_notice(_: str) -> Notice | None:
+    return None
+
+
+Overcommitted = Callable[[str], Overcommit | None]
+"""Whether the pods counted on a node ask for more than it offers (room planned for a worker
+was taken), and by whom; None when everything fits."""
+
+
+def _nothing_overcommitted(node: str) -> Overcommit | None:
     return None
 
 
@@ -152,6 +164,7 @@ def reconcile(
     price: Price | None,
     refresh_usage: bool = False,
     node_notice: NodeNotice = _no_notice,
+    overcommitted: Overcommitted = _nothing_overcommitted,
 ) -> Decision:
     """The next step for one job. `pods` are the worker pods the job owns (by UID)."""
     step = _Step(job, now)
@@ -166,7 +179,7 @@ def reconcile(
         return step.decision
     live = accounting.live_usage(current, job.spec.accelerators_per_worker, now, price)
     phase, attempt = status.phase, status.attempt
-    _decide(step, current, live, node_problem, price, node_notice)
+    _decide(step, current, live, node_problem, price, node_notice, overcommitted)
     if refresh_usage or status.phase != phase:
         # An attempt that ended was settled; the new one has used nothing yet. A job that just
         # finished keeps these figures for good.
@@ -181,6 +194,7 @@ def _decide(
     node_problem: NodeProblem,
     price: Price | None,
     node_notice: NodeNotice = _no_notice,
+    overcommitted: Overcommitted = _nothing_overcommitted,
 ) -> None:
     job, now = step.job, step.now
     spec, status = job.spec, step.status
@@ -226,7 +240,9 @@ def _decide(
             step.decision.add(WantsPlacement())
         return
 
-    _reconcile_placed(step, current, live, placement, node_problem, price, node_notice)
+    _reconcile_placed(
+        step, current, live, placement, node_problem, price, node_notice, overcommitted
+    )
 
 
 def reject_pods(
@@ -253,24 +269,36 @@ def _fail(step: _Step, reason: str, message: str) -> None:
 
 
 def _replace(
-    step: _Step, current: Sequence[WorkerPod], live: Charge, price: Price | None, why: str
+    step: _Step,
+    current: Sequence[WorkerPod],
+    live: Charge,
+    price: Price | None,
+    why: str,
+    race: bool = False,
 ) -> None:
-    """Re-place the whole gang, after a backoff that grows with each re-placement in a row."""
+    """Re-place the whole gang, after a backoff that grows with each re-placement in a row. A
+    lost race (`race`) is re-placed at once the first time: the snapshot already shows what took
+    the room, so the next plan avoids it; a race lost again backs off like any re-placement."""
     _end_attempt(step, current, live, price)
     step.phase("Recovering" if step.status.start_time else "Queued")
     step.enqueue()
     count = (step.status.requeue_state.count if step.status.requeue_state else 0) + 1
-    delay = replace_backoff(count)
+    if not race:
+        delay = replace_backoff(count)
+    else:
+        delay = 0.0 if count == 1 else replace_backoff(count - 1)
     step.status.requeue_state = RequeueState(
         count=count, requeue_at=step.now + timedelta(seconds=delay)
     )
-    step.decision.drop(WantsPlacement)
-    step.decision.add(RequeueAfter(delay))
-    step.condition("Placed", "False", "Replacing", why)
+    if delay > 0:
+        step.decision.drop(WantsPlacement)
+        step.decision.add(RequeueAfter(delay))
+    step.condition("Placed", "False", "RaceLost" if race else "Replacing", why)
+    when = "now" if delay == 0 else f"in {delay:g}s"
     step.event(
         "Warning",
-        "Replaced",
-        f"Re-placing the whole gang in {delay:g}s (re-placement {count}): {why}",
+        "RaceLost" if race else "Replaced",
+        f"Re-placing the whole gang {when} (re-placement {count}): {why}",
     )
 
 
@@ -282,6 +310,7 @@ def _reconcile_placed(
     node_problem: NodeProblem,
     price: Price | None,
     node_notice: NodeNotice = _no_notice,
+    overcommitted: Overcommitted = _nothing_overcommitted,
 ) -> None:
     spec, status, now = step.job.spec, step.status, step.now
     decision = step.decision
@@ -371,10 +400,26 @@ def _reconcile_placed(
             )
             status.disruption = None
             step.phase("Running")
+    # A lost race: the room planned for a worker not bound yet was taken (kube-scheduler says so
+    # for an ungated worker, or the snapshot shows its node overcommitted by someone else's
+    # pods). Waiting for placementTimeoutSeconds would leave the bound part of the gang holding
+    # devices, and ungating now would bind part of it: re-place the whole gang at once.
+    lost = _lost_race(step.job, status.attempt, placement, alive, overcommitted)
+    if lost:
+        _replace(step, current, live, price, lost, race=True)
+        return
 
     missing = [index for index in range(spec.workers) if index not in alive]
     if missing:
         decision.add(*(CreateWorker(i, status.attempt, placement.nodes[i]) for i in missing))
+        # Each new worker is nominated to its node at once (after all are created): from then on
+        # kube-scheduler keeps that room for it against pods of equal or lower priority.
+        decision.add(
+            *(
+                Nominate(worker_pod_name(step.job.name, i, status.attempt), placement.nodes[i])
+                for i in missing
+            )
+        )
         if len(missing) < spec.workers and any(pod.node for pod in alive.values()):
             step.event(
                 "Warning",
@@ -383,8 +428,17 @@ def _reconcile_placed(
             )
             placement.time = now  # the recreated workers get their own time to bind
     elif any(pod.gated for pod in alive.values()):
-        # Every pod of the gang exists: let kube-scheduler bind them all at once.
-        decision.add(*(Ungate(pod.name) for pod in sorted(alive.values(), key=_index) if pod.gated))
+        # Every pod of the gang exists: let kube-scheduler bind them all at once (a nomination
+        # lost to an operator restart is written first).
+        gated = [pod for pod in sorted(alive.values(), key=_index) if pod.gated]
+        decision.add(
+            *(
+                Nominate(pod.name, placement.nodes[pod.index])
+                for pod in gated
+                if pod.nominated_node != placement.nodes[pod.index]
+            )
+        )
+        decision.add(*(Ungate(pod.name) for pod in gated))
 
     unbound = missing or [pod.index for pod in alive.values() if not pod.node]
     if unbound:
@@ -581,6 +635,41 @@ def _interrupt(
         f"Interruption {status.interruptions} ({reason}): {message}; re-placing the gang, "
         f"{resume}{lost} (interruptions do not count against maxRestarts)",
     )
+
+
+def _lost_race(
+    job: JobView,
+    attempt: int,
+    placement: PlacementStatus,
+    alive: dict[int, WorkerPod],
+    overcommitted: Overcommitted,
+) -> str | None:
+    """Why the gang's plan no longer holds because another pod took a planned room, naming the
+    worker, its node and what took it; None when every unbound worker still has its room."""
+    ours = {
+        (job.namespace, worker_pod_name(job.name, index, attempt))
+        for index in range(len(placement.nodes))
+    }
+    for index, node in enumerate(placement.nodes):
+        pod = alive.get(index)
+        if pod is not None and pod.node:
+            continue  # bound: its room is its own
+        over = overcommitted(node)
+        others = (
+            [f"{ns}/{name}" for ns, name in over.pods if (ns, name) not in ours] if over else []
+        )
+        taken = (
+            f"; node {node} now holds {', '.join(others[:3])}"
+            + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            + f" ({over.resource}: {over.requested} requested of {over.offered})"
+            if over and others
+            else ""
+        )
+        if pod is not None and pod.unschedulable:
+            return f"worker {index} cannot bind to node {node}: {pod.unschedulable}{taken}"
+        if taken:
+            return f"worker {index} lost the room planned on node {node}{taken}"
+    return None
 
 
 def admit(

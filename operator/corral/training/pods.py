@@ -45,6 +45,11 @@ class WorkerPod:
     """The reason of a `DisruptionTarget=True` condition: the pod is being terminated by the
     platform (preemption, eviction, node shutdown), not failing on its own."""
     pod_ip: str | None = None
+    nominated_node: str | None = None
+    """status.nominatedNodeName: the node kube-scheduler keeps for the pod until it binds."""
+    unschedulable: str | None = None
+    """kube-scheduler's words when it tried to bind the (ungated) pod and could not
+    (condition PodScheduled=False, reason Unschedulable)."""
 
     @property
     def terminated(self) -> bool:
@@ -78,15 +83,11 @@ class WorkerPod:
                     )
         phase = status.get("phase") or "Pending"
         annotations = meta.get("annotations") or {}
-        disruption = next(
-            (
-                str(c.get("reason") or "unknown reason")
-                for c in status.get("conditions") or []
-                if isinstance(c, dict)
-                and c.get("type") == "DisruptionTarget"
-                and c.get("status") == "True"
-            ),
-            None,
+        # Taken by the platform (preemption, eviction, node shutdown), not failing on its own.
+        disruption = _condition(status, "DisruptionTarget", "True", "reason", "unknown reason")
+        # kube-scheduler tried to bind the ungated pod and could not.
+        unschedulable = _condition(
+            status, "PodScheduled", "False", "message", "no reason given", "Unschedulable"
         )
         if phase == "Failed" and failure is None:
             failure = status.get("message") or status.get("reason") or "the pod failed"
@@ -110,4 +111,27 @@ class WorkerPod:
             },
             disruption=disruption,
             pod_ip=status.get("podIP"),
+            nominated_node=status.get("nominatedNodeName") or None,
+            unschedulable=None if gates or spec.get("nodeName") else unschedulable,
         )
+
+
+def _condition(
+    status: dict[str, Any],
+    kind: str,
+    value: str,
+    field: str,
+    default: str,
+    reason: str | None = None,
+) -> str | None:
+    """`field` (reason or message, else `default`) of the pod condition `kind` when it has
+    status `value` (and `reason`, if given); None when there is no such condition."""
+    for condition in status.get("conditions") or []:
+        if (
+            isinstance(condition, dict)
+            and condition.get("type") == kind
+            and condition.get("status") == value
+            and (reason is None or condition.get("reason") == reason)
+        ):
+            return str(condition.get(field) or default)
+    return None
