@@ -28,6 +28,10 @@ three alike) and waits until each has all 64 workers Running before the next sta
    CPU too.
 3. Cannot fit: 201 workers x 8 GPUs with the block required (a block has 200 hosts), on the
    empty fleet: what each does within --wait-seconds.
+4. Contested: an upstream gang and, --gap seconds later, a Corral gang (both 64 x 8, block
+   required) on the empty fleet, --contests times: how long until both run whole, Corral's races
+   (corral_gang_races_total), and the most Corral workers seen Running while its gang was
+   incomplete (sampled every 0.1 s) and for how long.
 
 A benchmark, not a test: it prints a table and writes bench/results/upstream.json.
 """
@@ -251,9 +255,7 @@ class Bench:
                     "corral.dev", "v1alpha1", NAMESPACE, "trainingjobs", name
                 )
         else:
-            self.core.delete_collection_namespaced_pod(
-                NAMESPACE, label_selector=f"bench={name}", grace_period_seconds=0
-            )
+            self.delete_pods(f"bench={name}")
         if variant == "upstream":
             for plural in ("podgroups", "workloads"):
                 with contextlib.suppress(client.ApiException):
@@ -261,6 +263,21 @@ class Bench:
                         GROUP, VERSION, NAMESPACE, plural, name
                     )
         self.wait_gone(self.selector(variant, name))
+
+    def delete_pods(self, selector: str) -> None:
+        """One DELETE per pod, in parallel: a delete-collection of 1,370 pods can outlast the
+        API server's 60 s request timeout on a busy machine."""
+
+        def delete(name: str) -> None:
+            try:
+                self.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+        names = [p.metadata.name for p in self.pods(selector)]
+        for call in [self.threads.submit(delete, name) for name in names]:
+            call.result()
 
     def pods(self, selector: str) -> list[Any]:
         return list(self.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items)
@@ -461,6 +478,51 @@ def never_fits(bench: Bench, scheduler: Scheduler, seconds: float) -> dict[str, 
     return out
 
 
+# --- 4. contested -------------------------------------------------------------------------------
+
+
+def contested(bench: Bench, contests: int, gap: float) -> dict[str, Any]:
+    runs = []
+    for run in range(contests):
+        upstream, corral = f"contest-up-{run}", f"contest-corral-{run}"
+        races_before = bench.operator.metric("corral_gang_races_total", '{pool="scale"}')
+        started = time.perf_counter()
+        bench.submit("upstream", upstream, WORKERS)
+        time.sleep(gap)  # the gap between the two submissions is the scenario
+        bench.submit("corral", corral, WORKERS)
+        worst, partial_since, partial_seconds = 0, None, 0.0
+        corral_whole = upstream_whole = None
+        deadline = time.monotonic() + 300
+        while (corral_whole is None or upstream_whole is None) and time.monotonic() < deadline:
+            now = time.perf_counter()
+            ours = len(bench.running(bench.selector("corral", corral)))
+            theirs = len(bench.running(bench.selector("upstream", upstream)))
+            if 0 < ours < WORKERS:
+                worst = max(worst, ours)
+                partial_since = partial_since if partial_since is not None else now
+            elif partial_since is not None:
+                partial_seconds += now - partial_since
+                partial_since = None
+            if ours == WORKERS and corral_whole is None:
+                corral_whole = now - started
+            if theirs == WORKERS and upstream_whole is None:
+                upstream_whole = now - started
+            time.sleep(0.1)
+        record = {
+            "corral_whole_s": round(corral_whole, 2) if corral_whole else None,
+            "upstream_whole_s": round(upstream_whole, 2) if upstream_whole else None,
+            "corral_races": bench.operator.metric("corral_gang_races_total", '{pool="scale"}')
+            - races_before,
+            "most_corral_running_while_incomplete": worst,
+            "seconds_corral_partly_running": round(partial_seconds, 2),
+        }
+        runs.append(record)
+        log(f"contest {run}: {record}")
+        bench.remove("corral", corral)
+        bench.remove("upstream", upstream)
+    return {"gap_s": gap, "runs": runs}
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -480,6 +542,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--wait-seconds", type=float, default=30.0)
+    parser.add_argument("--contests", type=int, default=5)
+    parser.add_argument("--gap", type=float, default=0.05, help="upstream -> corral (s)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "upstream.json"))
     parser.add_argument("--keep", action="store_true", help="leave the fleet up afterwards")
     args = parser.parse_args()
@@ -511,6 +575,7 @@ def main() -> int:
         results["start"] = start_runs(bench, args.runs, args.seed)
         results["waiting"] = waiting(bench, scheduler, args.wait_seconds)
         results["never_fits"] = never_fits(bench, scheduler, args.wait_seconds)
+        results["contested"] = contested(bench, args.contests, args.gap)
     finally:
         if operator is not None:
             operator.stop()
@@ -572,6 +637,15 @@ def table(results: dict[str, Any]) -> str:
     )
     for variant in VARIANTS:
         rows.append(f"  {variant:<9} {never[variant]['outcome']}")
+    contest = results["contested"]
+    rows.append(f"\ncontested (upstream gang, then a Corral gang {contest['gap_s']} s later):")
+    for index, run in enumerate(contest["runs"]):
+        rows.append(
+            f"  run {index}: corral whole after {run['corral_whole_s']} s, upstream after "
+            f"{run['upstream_whole_s']} s; races {run['corral_races']:g}; at most "
+            f"{run['most_corral_running_while_incomplete']} Corral workers Running while its gang "
+            f"was incomplete, for {run['seconds_corral_partly_running']} s"
+        )
     return "\n".join(rows)
 
 
