@@ -137,6 +137,25 @@ def ignore_404(call: Callable[[], Any]) -> None:
             raise
 
 
+PRIORITY_CLASSES = {"low": 1000, "high": 100000}
+"""PriorityClasses e2e tests put pods in: e2e-reservations-<name> (no class is priority 0)."""
+
+
+def ensure_priority_classes(cluster: Cluster) -> None:
+    scheduling = client.SchedulingV1Api(cluster.api)
+    for name, value in PRIORITY_CLASSES.items():
+        body: Any = {
+            "metadata": {"name": f"e2e-reservations-{name}"},
+            "value": value,
+            "description": "e2e: priority relations of nominated pods",
+        }
+        try:
+            scheduling.create_priority_class(body)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+
+
 def node_ready(cluster: Cluster, name: str) -> bool:
     node = cluster.core.read_node(name)
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])

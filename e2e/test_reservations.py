@@ -18,17 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from builders import node
 from corral.localfleet.cluster import is_schedulable
 from harness import Cluster, wait_for
-from operator_support import ignore_404
+from operator_support import ensure_priority_classes, ignore_404
 
 GPU = "nvidia.com/gpu"
 GATE = "corral.dev/placement"
-PRIORITY = {"": 0, "low": 1000, "high": 100000}
-"""PriorityClasses the cases use (e2e-reservations-<name>); "" is no class (priority 0)."""
 
 
 @pytest.fixture(params=["default", "upstream-gang"])
@@ -106,26 +103,9 @@ class Room:
         return result
 
 
-def _ensure_priority_classes(cluster: Cluster) -> None:
-    scheduling = client.SchedulingV1Api(cluster.api)
-    for name, value in PRIORITY.items():
-        if not name:
-            continue
-        body: Any = {
-            "metadata": {"name": f"e2e-reservations-{name}"},
-            "value": value,
-            "description": "e2e: priority relations of nominated pods",
-        }
-        try:
-            scheduling.create_priority_class(body)
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
-
-
 @pytest.fixture
 def room(fleet: Cluster, request: pytest.FixtureRequest) -> Iterator[Room]:
-    _ensure_priority_classes(fleet)
+    ensure_priority_classes(fleet)
     namespace = fleet.create_namespace(request.node.name)
     body = node(f"{namespace}-h1").gpus(8).obj()
     fleet.core.create_node(body)
