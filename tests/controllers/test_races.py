@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from tests.controllers.harness import Harness
 
 from corral import metrics
@@ -125,3 +126,26 @@ def test_room_taken_before_the_ungate_re_places_without_binding_anything() -> No
         assert "RaceLost" in h.reasons("j")
 
     run(scenario)
+
+
+def test_without_the_pods_status_permission_the_gang_still_binds_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A chart older than the operator (no patch on pods/status): nominations are refused, the
+    gang binds unprotected, one warning says what to grant, and nothing retries for ever."""
+    caplog.set_level("WARNING", logger="corral.executor")
+
+    async def scenario(h: Harness) -> None:
+        h.api.fail("PATCH", "pods/status", 403, times=1_000_000)
+        h.api.put(gang())
+        await h.converge()
+        assert h.phase("j") == "Running"
+        tried = h.api.requests[("PATCH", "pods/status")]
+        assert 2 <= tried <= 4  # at creation, and once more just before the ungate
+        await h.run_for(120)
+        assert h.api.requests[("PATCH", "pods/status")] == tried
+
+    run(scenario)
+    warnings = [r.getMessage() for r in caplog.records if "pods/status" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "grant patch on pods/status" in warnings[0]
