@@ -344,6 +344,7 @@ def start_runs(bench: Bench, runs: int, seed: int) -> dict[str, Any]:
             "all_s": [round(v, 3) for v in seconds[variant]],
             "blocks": [min(blocks[variant]), max(blocks[variant])],
             "racks": [min(racks[variant]), max(racks[variant])],
+            "racks_p50": statistics.median(racks[variant]),
         }
     for variant in ("upstream", "plain"):
         out[f"ratio_corral_to_{variant}"] = round(out["corral"]["p50_s"] / out[variant]["p50_s"], 2)
@@ -584,12 +585,61 @@ def main() -> int:
         if not args.keep:
             cluster.owned = True
             cluster.close()
+    results["targets"] = targets(results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
+    for target in results["targets"]:
+        print(f"{'met   ' if target['met'] else 'MISSED'} {target['target']}: {target['measured']}")
     print(f"written to {out}")
     return 0
+
+
+PACKING_TARGET = 3.0
+"""Corral's gang uses at most a third of the racks upstream's topology-constrained gang uses
+(medians over the runs)."""
+PARTIAL_SECONDS_TARGET = 3.0
+"""A Corral gang partly running (ramping up, or released after a lost race) for at most this."""
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The advantages issue 14 keeps, checked on this run's figures: said plainly when missed."""
+    start, wait, never = results["start"], results["waiting"], results["never_fits"]
+    corral_racks, upstream_racks = start["corral"]["racks_p50"], start["upstream"]["racks_p50"]
+    corral_cores = wait["corral"]["waiting"]["scheduler_cores"]
+    upstream_cores = wait["upstream"]["waiting"]["scheduler_cores"]
+    partial = max(run["seconds_corral_partly_running"] for run in results["contested"]["runs"])
+    whole = all(run["corral_whole_s"] is not None for run in results["contested"]["runs"])
+    return [
+        {
+            "target": "Corral's gang starts no slower than upstream's (p50 ratio <= 1)",
+            "met": start["ratio_corral_to_upstream"] <= 1.0,
+            "measured": f"ratio {start['ratio_corral_to_upstream']}",
+        },
+        {
+            "target": f"Corral packs {PACKING_TARGET:g}x tighter (median racks used)",
+            "met": corral_racks * PACKING_TARGET <= upstream_racks,
+            "measured": f"racks {corral_racks:g} vs {upstream_racks:g} "
+            f"({upstream_racks / max(corral_racks, 1):.1f}x)",
+        },
+        {
+            "target": "a waiting Corral gang costs kube-scheduler less than upstream's",
+            "met": corral_cores < upstream_cores,
+            "measured": f"{corral_cores} vs {upstream_cores} cores",
+        },
+        {
+            "target": "a gang that cannot fit is refused by Corral",
+            "met": never["corral"]["outcome"].startswith("Failed/"),
+            "measured": never["corral"]["outcome"],
+        },
+        {
+            "target": f"contested: Corral's gang runs whole, never partly running over "
+            f"{PARTIAL_SECONDS_TARGET:g} s",
+            "met": whole and partial <= PARTIAL_SECONDS_TARGET,
+            "measured": f"whole in every run: {whole}; longest partly running {partial} s",
+        },
+    ]
 
 
 def table(results: dict[str, Any]) -> str:
