@@ -96,20 +96,20 @@ def mean_intensity(carbon: Carbon | None, start: datetime, end: datetime) -> flo
         return 0.0
     if not carbon.hourly or end <= start:
         return intensity(carbon, start)
-    hourly = carbon.hourly
-    start = start.astimezone(UTC)
-    end = end.astimezone(UTC)
-    total_seconds = (end - start).total_seconds()
-    weighted = 0.0
-    cursor = start
-    # Whole days contribute the whole schedule; only the remainder is walked hour by hour.
-    days = int(total_seconds // 86400)
-    if days:
-        weighted += days * 3600.0 * sum(hourly)
-        cursor = start + timedelta(days=days)
-    while cursor < end:
-        boundary = cursor.replace(minute=0, second=0, microsecond=0) + HOUR
-        step_end = min(boundary, end)
-        weighted += (step_end - cursor).total_seconds() * hourly[cursor.hour]
-        cursor = step_end
-    return weighted / total_seconds
+    total = (end - start).total_seconds()
+    since = _seconds_of_day(start)
+    return (_cumulative(carbon.hourly, since + total) - _cumulative(carbon.hourly, since)) / total
+
+
+def _seconds_of_day(moment: datetime) -> float:
+    moment = moment.astimezone(UTC)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (moment - midnight).total_seconds()
+
+
+def _cumulative(hourly: list[float], seconds: float) -> float:
+    """gCO2e/kWh x seconds from 00:00 UTC of a day until `seconds` later (any number of days)."""
+    days, rest = divmod(seconds, 86400.0)
+    hour, within = divmod(rest, 3600.0)
+    full = days * sum(hourly) + sum(hourly[: int(hour)])
+    return 3600.0 * full + within * hourly[int(hour)]
