@@ -75,12 +75,21 @@ class GeneratorParams:
         return self.median_seconds_one_device * math.pow(devices, self.size_exponent)
 
     def mean_device_seconds(self) -> float:
-        """Expected devices x run time of one job (the log-normal mean, before the cap)."""
-        stretch = math.exp(self.sigma**2 / 2)
-        return sum(
-            share * devices * self.median_seconds(devices) * stretch
-            for devices, share in self.size_mix
-        )
+        """Expected devices x run time of one job: the mean of the log-normal capped at
+        `max_seconds`, E[min(X, c)] = e^(mu + s^2/2) Phi((ln c - mu - s^2)/s) + c (1 - Phi((ln c -
+        mu)/s))."""
+        sigma, cap = self.sigma, self.max_seconds
+        total = 0.0
+        for devices, share in self.size_mix:
+            mu = math.log(self.median_seconds(devices))
+            below = math.exp(mu + sigma**2 / 2) * _phi((math.log(cap) - mu - sigma**2) / sigma)
+            total += share * devices * (below + cap * (1 - _phi((math.log(cap) - mu) / sigma)))
+        return total
+
+
+def _phi(x: float) -> float:
+    """The standard normal distribution function."""
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
 
 def arrival_rate(params: GeneratorParams, devices: int, load: float) -> float:
