@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from corral.api.conditions import set_condition
+from corral.api.conditions import get_condition, set_condition
 from corral.api.meta import ConditionStatus
 from corral.api.names import worker_pod_name
 from corral.api.trainingjob import (
@@ -79,6 +79,7 @@ TERMINAL: tuple[TrainingPhase, ...] = ("Succeeded", "Failed")
 ACTIVE: tuple[TrainingPhase, ...] = ("Placing", "Running", "Checkpointing", "Recovering")
 """Phases in which workers hold devices (usage grows)."""
 
+ADMITTED_MESSAGE = "the job passed admission"
 REPLACE_BACKOFF_SECONDS = 5.0
 REPLACE_BACKOFF_CAP_SECONDS = 300.0
 """A gang re-placed n times in a row waits min(cap, base * 2^(n-1)) before its next placement."""
@@ -713,7 +714,7 @@ def _admitted(status: TrainingJobStatus, job: JobView, now: datetime) -> None:
         "Admitted",
         "True",
         "Admitted",
-        "the job passed admission",
+        ADMITTED_MESSAGE,
         now,
         job.generation,
     )
@@ -738,6 +739,27 @@ def defer(
         status.conditions, "Placed", "False", "CarbonDeferred", reason, now, job.generation
     )
     return status, (Emit("Normal", "CarbonDeferred", reason) if before != until else None)
+
+
+def refusal_unchanged(job: JobView, reason: str) -> bool:
+    """Whether `refuse(job, reason, permanent=False, ...)` would return the job's own status (and
+    no event): the job already waits, told exactly this. A pass over a long queue skips these,
+    which keeps its cost in what changed rather than in how many jobs wait."""
+    status, generation = job.status, job.generation
+    if status.phase == "Pending" or status.queued_since is None:
+        return False
+    if status.observed_generation != generation:
+        return False
+    admitted = get_condition(status.conditions, "Admitted")
+    placed = get_condition(status.conditions, "Placed")
+    return (
+        admitted is not None
+        and (admitted.status, admitted.reason, admitted.message, admitted.observed_generation)
+        == ("True", "Admitted", ADMITTED_MESSAGE, generation)
+        and placed is not None
+        and (placed.status, placed.reason, placed.message, placed.observed_generation)
+        == ("False", "NoFit", reason, generation)
+    )
 
 
 def refuse(

@@ -16,7 +16,14 @@ from corral.scheduling.queue import Held, Inadmissible
 from corral.scheduling.tenancy import PodFacts
 from corral.training.accounting import budget_refusal
 from corral.training.cluster import JobRecord, TrainingCluster, ledger_owner
-from corral.training.lifecycle import JobView, admit, defer, refuse, wait_inadmissible
+from corral.training.lifecycle import (
+    JobView,
+    admit,
+    defer,
+    refusal_unchanged,
+    refuse,
+    wait_inadmissible,
+)
 
 WAITING_PHASES = ("Pending", "Queued", "Recovering")
 
@@ -177,6 +184,8 @@ def queue_pass(
         else:
             assert isinstance(result, NoFit)
             reason, permanent = result.reason, result.permanent
+        if not permanent and refusal_unchanged(view, reason):
+            continue  # already told exactly this: nothing to write
         status, event = refuse(view, reason, permanent, now)
         decision = Decision(status)
         if event is not None:
