@@ -108,6 +108,13 @@ def test_a_host_lost_without_a_checkpoint_loses_the_work_since_the_last_one() ->
     assert a.lost_device_seconds == (1000 + 90 - 800) * 8
 
 
+def test_a_gang_bigger_than_the_fleet_fails_and_the_run_ends() -> None:
+    result = simulate(hosts(2), [h100_pool()], [job("big", 0, devices=32), job("small", 10)])
+    jobs = by_key(result)
+    assert jobs["big"].failed and jobs["big"].finished == 0.0
+    assert jobs["small"].finished == 10 + 3600
+
+
 def test_the_same_seed_gives_the_same_decisions() -> None:
     trace = SpotTrace("t", 600.0, (2, 1, 0, 2, 1, 2), 2)
     jobs = generate(GeneratorParams(max_seconds=7200), 64, 4, 0.9, 5)
@@ -121,7 +128,8 @@ def test_the_same_seed_gives_the_same_decisions() -> None:
 
 @pytest.mark.parametrize("policy", ["corral", "first-fit", "spread", "kueue-bestfit"])
 def test_every_policy_finishes_the_workload(policy: str) -> None:
-    jobs = generate(GeneratorParams(max_seconds=7200), 128, 3, 0.9, 2)
+    mix = ((1, 0.5), (4, 0.2), (8, 0.2), (32, 0.1))  # nothing bigger than the fleet
+    jobs = generate(GeneratorParams(size_mix=mix, max_seconds=7200), 128, 3, 0.9, 2)
     result = simulate(hosts(16), [h100_pool()], jobs, Options(policy=policy))
     assert all(j.finished is not None and not j.failed for j in result.jobs)
     assert result.policy == policy and result.events > len(jobs)

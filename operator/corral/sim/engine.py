@@ -171,7 +171,9 @@ class Simulation:
             if limit is not None and event.time > limit:
                 self.now = limit
                 break
-            if event.kind == TICK and self._all_done():
+            idle = not self.heap and not self.dirty and not self.wants_pass
+            if event.kind == TICK and (self._all_done() or idle):
+                # Done, or nothing but the clock is left: no job can change any more.
                 self.now = event.time
                 self._sample()
                 break
@@ -259,8 +261,8 @@ class Simulation:
                 for key in self.cluster.run_pass(now, self.policy):
                     self._placed(key)
                     self.dirty.add(key)
-                for key in sorted(self.cluster.due):
-                    self._observe(key)  # a deferral for a lower-carbon window starts here
+                for key in sorted({*self.cluster.due, *self.cluster.failed_by_pass}):
+                    self._observe(key)  # a carbon deferral starts, or the job can never fit
             self._wake_when_due()
         raise RuntimeError(f"the operator did not settle at t={self.now}s (a livelock: a bug)")
 

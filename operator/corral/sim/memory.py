@@ -81,8 +81,10 @@ class InMemoryCluster:
         self._version = 0
         self.due: dict[str, datetime] = {}
         """Job key -> when it asked to be looked at again (RequeueAfter)."""
-        self._live: set[str] = set()
-        """Jobs not Succeeded or Failed."""
+        self.failed_by_pass: list[str] = []
+        """Jobs the last scheduling pass failed (Unschedulable)."""
+        self._waiting: set[str] = set()
+        """Jobs neither finished nor placed: what the scheduling pass reads."""
         self._owned: dict[str, set[str]] = {}
         """Owner UID -> keys of its pods (a job's pods are found without a scan)."""
         self._to_bind: set[str] = set()
@@ -173,10 +175,11 @@ class InMemoryCluster:
         return cached[1]
 
     def training_jobs(self) -> Iterable[JobRecord]:
-        """Jobs that have not finished, in key order. A finished job is history that nothing
-        decides on again (the pass skips it, as the operator's does); leaving it out keeps a pass
-        over a simulated week from reading every job ever submitted."""
-        for key in sorted(self._live):
+        """The jobs the scheduling pass may consider, in key order: neither finished nor placed.
+        The pass is the only reader and skips the others anyway (as the operator's does); an
+        index kept on every status write spares a pass over a simulated week from reading every
+        job ever submitted, and every running one."""
+        for key in sorted(self._waiting):
             record = self.training_job(key)
             if record is not None:
                 yield record
@@ -202,12 +205,12 @@ class InMemoryCluster:
         obj.pop("status", None)
         key = f"{meta['namespace']}/{meta['name']}"
         self.jobs[key] = obj
-        self._live.add(key)
+        self._waiting.add(key)
         return key
 
     def delete_job(self, key: str) -> None:
         obj = self.jobs.pop(key, None)
-        self._live.discard(key)
+        self._waiting.discard(key)
         if obj is None:
             return
         uid = obj["metadata"]["uid"]
@@ -285,9 +288,12 @@ class InMemoryCluster:
     def run_pass(self, now: datetime, solve: Solve | None = None) -> list[str]:
         """One scheduling pass; returns the keys of the jobs it placed."""
         placed = []
+        self.failed_by_pass = []
         for verdict in queue_pass(self, now, solve):
             key = verdict.record.key
             self.apply(key, verdict.decision.actions, now)
+            if getattr(verdict.decision.status, "phase", None) == "Failed":
+                self.failed_by_pass.append(key)
             if verdict.placement is not None:
                 placed.append(key)
                 self.recorded.placements.append((key, verdict.placement))
@@ -358,8 +364,10 @@ class InMemoryCluster:
                         # Only the status changed: keep the parsed spec rather than parse it again.
                         view = dataclasses.replace(record.view, status=status)
                         self._records[key] = (version, dataclasses.replace(record, view=view))
-                    if wire.get("phase") in ("Succeeded", "Failed"):
-                        self._live.discard(key)
+                    if wire.get("phase") in ("Succeeded", "Failed") or wire.get("placement"):
+                        self._waiting.discard(key)
+                    else:
+                        self._waiting.add(key)
             elif isinstance(action, DeletePod):
                 self._remove_pod(f"{obj['metadata']['namespace']}/{action.name}")
             elif isinstance(action, ReleaseAssumed):
