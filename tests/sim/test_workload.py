@@ -74,7 +74,11 @@ def test_steps_times_step_seconds_is_the_duration(tmp_path: Path) -> None:
             '{"submit": 0, "duration": 5}\n{"submit": 1, "workers": 0, "duration": 5}\n',
             "w.jsonl:2: workers: must be >= 1",
         ),
-        ("w.jsonl", '{"submit": 0}\n', "w.jsonl:1: duration: required (or steps with stepSeconds)"),
+        (
+            "w.jsonl",
+            '{"submit": 0}\n',
+            "w.jsonl:1: duration: required (or steps with stepSeconds, or finishAt)",
+        ),
         ("w.jsonl", '{"submit": 0, "duration": 5, "gpus": 3}\n', "w.jsonl:1: gpus: unknown field"),
         ("w.jsonl", '{"submit": 0, "duration": 5\n', "w.jsonl:1: not JSON"),
         ("w.jsonl", "[1, 2]\n", "w.jsonl:1: a row is a JSON object"),

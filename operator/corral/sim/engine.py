@@ -51,10 +51,14 @@ TERMINATING_TAINT = {"key": "corral.dev/terminating", "effect": "NoSchedule"}
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
 # Event kinds, in the order they are handled when scheduled for the same moment.
-ARRIVE, FINISH, FAIL, ACK, WAKE, SPOT, NOTICE, RECLAIM, RECOVER, TICK = range(10)
+ARRIVE, FINISH, FAIL, EXIT, ACK, WAKE, SPOT, NOTICE, RECLAIM, RECOVER, TICK = range(11)
 EVENT_NAMES = (
-    "arrive", "finish", "fail", "checkpoint", "wake", "spot", "notice", "reclaim", "recover", "tick",
+    "arrive", "finish", "fail", "exit", "checkpoint", "wake", "spot", "notice", "reclaim",
+    "recover", "tick",
 )  # fmt: skip
+EXIT_SPACING = 0.001
+"""Workers of a finishing gang exit in index order this far apart: as on a real cluster, each
+exit is seen (and may free capacity for the queue) before the next."""
 
 
 @dataclass
@@ -198,18 +202,16 @@ class Simulation:
         elif kind in (FINISH, FAIL):
             key, attempt = event.subject
             run = self.runs[key]
+            if attempt is None:
+                self._exit_at(key, 0 if kind == FINISH else 1)
+                return
             if run.attempt != attempt:
                 return  # the attempt ended meanwhile
-            names = self._worker_names(key, attempt)
-            namespace = run.job.namespace
-            if kind == FINISH:
-                for name in names:
-                    self.cluster.finish(namespace, name, 0, self.when(self.now))
-            else:
+            if kind == FAIL:
                 run.failed_once = True
-                self.cluster.finish(namespace, names[0], 1, self.when(self.now))
-            self.dirty.add(key)
-            self.wants_pass = True  # a pod ended: capacity may have freed
+            self._exit(key, attempt, 0 if kind == FINISH else 1)
+        elif kind == EXIT:
+            self._worker_exit(*event.subject)
         elif kind == ACK:
             self._acknowledge(*event.subject)
         elif kind == WAKE:
@@ -228,6 +230,31 @@ class Simulation:
             after = self.now >= self.arrival_end and self.options.tick is None
             self.at(self.now + self.tick * (5 if after else 1), TICK)
 
+    def _exit_at(self, key: str, code: int) -> None:
+        """A replayed run ends (or fails) at a recorded time, whatever it has done."""
+        run = self.runs[key]
+        if run.attempt is None:
+            self.notes.append(f"{key}: its workers were to exit at {self.now:.0f}s but none ran")
+            return
+        if code:
+            run.failed_once = True
+        self._exit(key, run.attempt, code)
+
+    def _exit(self, key: str, attempt: int, code: int) -> None:
+        """The run ends: every worker exits 0, one after the other; or worker 0 exits 1."""
+        workers = 1 if code else self.runs[key].job.workers
+        for index in range(workers):
+            self.at(self.now + index * EXIT_SPACING, EXIT, (key, attempt, index, code))
+
+    def _worker_exit(self, key: str, attempt: int, index: int, code: int) -> None:
+        run = self.runs[key]
+        if run.attempt != attempt:
+            return  # the attempt ended meanwhile
+        name = self._worker_names(key, attempt)[index]
+        self.cluster.finish(run.job.namespace, name, code, self.when(self.now))
+        self.dirty.add(key)
+        self.wants_pass = True  # a pod ended: capacity may have freed
+
     def _arrive(self, job: WorkloadJob) -> None:
         tj = training_job(job, self.options.epoch)
         body = tj.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -242,6 +269,10 @@ class Simulation:
         )
         self.runs[key] = _Run(job, outcome)
         self.dirty.add(key)
+        if job.finish_at is not None:
+            self.at(job.finish_at, FINISH, (key, None))
+        if job.fail_at is not None:
+            self.at(job.fail_at, FAIL, (key, None))
 
     # -- the operator's reaction --------------------------------------------------------------------
 
@@ -349,7 +380,10 @@ class Simulation:
         pods = self.cluster.job_pods(key)
         if run.attempt is not None:
             current = [p for p in pods if p.restart == run.attempt]
-            if len(current) < run.job.workers or any(p.phase != "Running" for p in current):
+            ended = len(current) < run.job.workers or any(
+                p.phase not in ("Running", "Succeeded") for p in current
+            )
+            if ended:  # a worker failed or is gone (workers that exited 0 are finishing)
                 self._end_attempt(run, completed=False)
         placement = status.placement
         if run.attempt is None and placement is not None:
@@ -365,6 +399,8 @@ class Simulation:
         run.seconds = run.job.run_seconds(accelerator)
         remaining = max(0.0, (1.0 - run.done) * run.seconds)
         key = run.outcome.key
+        if run.job.finish_at is not None:
+            return  # a replay: the run ends at its recorded time
         self.at(self.now + remaining, FINISH, (key, attempt))
         fail_after = run.job.fail_after
         if fail_after is not None and not run.failed_once and fail_after < remaining:

@@ -69,6 +69,8 @@ class _Row(BaseModel):
     """Memory per worker in GiB."""
     checkpoint_seconds: Annotated[float, Field(ge=0)] = 0.0
     fail_after: Annotated[float, Field(gt=0)] | None = None
+    finish_at: Annotated[float, Field(ge=0)] | None = None
+    fail_at: Annotated[float, Field(ge=0)] | None = None
 
     @field_validator("topology_required", "topology_preferred")
     @classmethod
@@ -77,8 +79,13 @@ class _Row(BaseModel):
 
     @model_validator(mode="after")
     def _run_time(self) -> _Row:
-        if self.duration is None and (self.steps is None or self.step_seconds is None):
-            raise ValueError("duration: required (or steps with stepSeconds)")
+        replay = self.finish_at is not None
+        if (
+            not replay
+            and self.duration is None
+            and (self.steps is None or self.step_seconds is None)
+        ):
+            raise ValueError("duration: required (or steps with stepSeconds, or finishAt)")
         if self.duration is not None and self.steps is not None:
             raise ValueError("steps: give duration or steps with stepSeconds, not both")
         if self.deadline is not None and self.deadline <= self.submit:
@@ -119,6 +126,10 @@ class WorkloadJob:
     interruption loses is the work since the newest checkpoint."""
     fail_after: float | None = None
     """Seconds of running after which worker 0 fails, once (an injected application failure)."""
+    finish_at: float | None = None
+    """Replays: every worker exits 0 at this time (instead of after `duration` of running)."""
+    fail_at: float | None = None
+    """Replays: worker 0 exits 1 at this time, once."""
 
     @property
     def key(self) -> str:
@@ -139,9 +150,11 @@ class WorkloadJob:
 
 def _job(row: _Row, number: int) -> WorkloadJob:
     duration = row.duration
-    if duration is None:
-        assert row.steps is not None and row.step_seconds is not None
+    if duration is None and row.steps is not None and row.step_seconds is not None:
         duration = row.steps * row.step_seconds
+    if duration is None:  # a replay: the run ends at finishAt, whenever it started
+        assert row.finish_at is not None
+        duration = max(1.0, row.finish_at - row.submit)
     return WorkloadJob(
         name=row.name or f"job-{number:06d}",
         submit=row.submit,
@@ -164,6 +177,8 @@ def _job(row: _Row, number: int) -> WorkloadJob:
         memory_mib=round(row.memory_gib * 1024),
         checkpoint_seconds=row.checkpoint_seconds,
         fail_after=row.fail_after,
+        finish_at=row.finish_at,
+        fail_at=row.fail_at,
     )
 
 
