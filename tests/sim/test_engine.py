@@ -164,3 +164,11 @@ def test_carbon_aware_jobs_wait_for_the_clean_night_and_meet_their_deadline() ->
     assert result["a"].missed_deadline is False
     assert result["b"].first_placed == 9 * 3600
     assert result["a"].charge.carbon_grams == pytest.approx(result["b"].charge.carbon_grams / 4)
+
+
+def test_a_higher_priority_row_overtakes_through_its_priority_class() -> None:
+    # One host: "first" runs; "low" and then "high" wait; "high" goes first when "first" ends.
+    jobs = [job("first", 0), job("low", 10), job("high", 20, priority=100)]
+    result = simulate(hosts(1), [h100_pool()], jobs)
+    order = [d.job.partition("/")[2] for d in result.decisions]
+    assert order == ["first", "high", "low"]

@@ -40,7 +40,7 @@ from corral.sdk import protocol
 from corral.sim.memory import InMemoryCluster
 from corral.sim.results import Decision, JobOutcome, RunResult, Series
 from corral.sim.spot import SpotTrace
-from corral.sim.workload import WorkloadJob, training_job
+from corral.sim.workload import WorkloadJob, priority_classes, training_job
 
 EPOCH = datetime(2026, 12, 1, tzinfo=UTC)
 """Simulated time 0 (a Tuesday, 00:00 UTC: hourly carbon schedules are read at UTC hours)."""
@@ -125,6 +125,8 @@ class Simulation:
         ]
         """The placement policy inside a pool; the pass applies each job's placementObjective."""
         self.cluster = InMemoryCluster(nodes, pools)
+        for priority_class in priority_classes(jobs):
+            self.cluster.put(priority_class)  # what an admin defines for the rows' priorities
         self.pools = {pool.metadata.name or "": pool for pool in pools}
         self.node_objects = {node["metadata"]["name"]: node for node in nodes}
         self.jobs = sorted(jobs, key=lambda j: (j.submit, j.key))

@@ -308,13 +308,14 @@ def training_job(job: WorkloadJob, epoch: datetime) -> TrainingJob:
     spec: dict[str, Any] = {
         "workers": job.workers,
         "acceleratorsPerWorker": job.devices_per_worker,
-        "priority": job.priority,
         "template": {"spec": {"containers": [container]}},
         "placementObjective": job.objective,
         # Restarts are the simulator's to count; an injected failure must not fail the job.
         "maxRestarts": 10,
         "checkpoint": {"intervalSeconds": round(job.checkpoint_seconds)},
     }
+    if job.priority:
+        spec["priorityClassName"] = priority_class_name(job.priority)
     if job.throughput:
         spec["throughput"] = dict(job.throughput)
     if job.accelerators:
@@ -353,6 +354,25 @@ def training_job(job: WorkloadJob, epoch: datetime) -> TrainingJob:
         return TrainingJob.model_validate(body)
     except ValidationError as exc:
         raise InvalidObject(describe_errors(exc)) from None
+
+
+def priority_class_name(priority: int) -> str:
+    """The PriorityClass a row of this priority names. TrainingJobs are queued by their
+    PriorityClass (spec.priority is ignored); rows of priority 0 name none."""
+    return f"sim-priority-{priority}" if priority >= 0 else f"sim-priority-minus-{-priority}"
+
+
+def priority_classes(jobs: Iterable[WorkloadJob]) -> list[dict[str, Any]]:
+    """The PriorityClasses the workload's rows name: one per non-zero priority."""
+    return [
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": priority_class_name(value)},
+            "value": value,
+        }
+        for value in sorted({job.priority for job in jobs if job.priority})
+    ]
 
 
 def _time(epoch: datetime, seconds: float) -> str:
