@@ -72,6 +72,7 @@ bench: install binaries
 	$(BIN)/python bench/autoscaling.py
 	$(BIN)/python bench/spot_policy.py
 	$(BIN)/python bench/client.py
+	$(BIN)/python bench/simulate.py
 	CORRAL_CHAOS_MODE=long $(BIN)/pytest -q -s e2e/controllers/test_chaos.py
 
 # The demo: the demo fleet (64 simulated 8-GPU hosts), Corral's CRDs and samples, and the
