@@ -81,6 +81,18 @@ def test_a_job_no_node_could_ever_take_waits_without_holding_the_pool() -> None:
     assert [e.reason for k, e in c.recorded.events if k == poison] == ["NoMatchingNodes"]
 
 
+def test_a_job_waiting_on_its_own_constraints_is_placed_once_a_node_matches() -> None:
+    """The answer "no node could ever take it" is memoised per pool: a node relabelled (or one that
+    joins) must reach the job on the next pass, not only after the operator restarts."""
+    c = fleet()
+    waiting = c.submit(job("picky").workers(1).gpus(8).node_selector(gpu="a100").dict(), T0)
+    assert c.run_pass(T0) == []
+    assert condition(c, waiting, "Placed")["reason"] == "NoMatchingNodes"
+    c.set_node(node("h0").block("b1").rack("r0").gpus(8).label("gpu", "a100").obj())
+    assert c.run_pass(T0 + timedelta(seconds=1)) == [waiting]
+    assert c.jobs[waiting]["status"]["placement"]["nodes"] == ["h0"]
+
+
 def test_an_untolerated_taint_on_every_node_is_the_job_s_own_constraint() -> None:
     c = InMemoryCluster(
         [
