@@ -233,6 +233,24 @@ CASES: list[tuple[str, str, Any, str]] = [
         "spec.template.spec.hostNetwork: must be true or false",
     ),
     ("TrainingJob", "spec.budget", {"cost": float("inf")}, "spec.budget.cost: must be a finite"),
+    (
+        "TrainingJob",
+        "spec.template.metadata",
+        {"annotations": {"config": "x" * 256 * 1024}},
+        "spec.template: is 262244 bytes as JSON, over the limit of 253952 (248 KiB)",
+    ),
+    (
+        "InferenceService",
+        "spec.template.spec.containers.0.env",
+        [{"name": f"E{i}", "value": "v" * 1024} for i in range(300)],
+        "spec.template: is ",
+    ),
+    (
+        "TrainingJob",
+        "spec.template.metadata",
+        {"annotations": {"a": "\ud800"}},
+        "spec.template: could not be encoded as JSON",
+    ),
     # InferenceService
     (
         "InferenceService",

@@ -13,6 +13,7 @@ declaring a field must never make the API server prune its siblings.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
@@ -30,6 +31,13 @@ MAX_VOLUMES = 256
 MAX_RESOURCES = 32
 MAX_TEMPLATE_LABELS = 64
 MAX_TEMPLATE_ANNOTATIONS = 128
+MAX_TEMPLATE_BYTES = 248 * 1024
+"""Largest template, as compact JSON in UTF-8. Its annotations become every pod's, and the API
+server refuses a pod whose annotations (keys and values) pass 256 KiB: 248 KiB leaves 8 KiB for
+the annotations Corral adds (`corral.dev/node`, the checkpoint protocol's). It also bounds what
+Corral copies into each of a gang's pods. CEL cannot measure a serialized size, so the API server
+bounds a template only by its object limit (about 1.5 MiB, etcd's request size); the operator and
+`corral plan` refuse a larger template as InvalidSpec."""
 
 _OPEN: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
 
@@ -170,7 +178,24 @@ def _check(value: Any) -> dict[str, Any]:
         problems = describe_errors(exc)
         # The first problem only: it is what `kubectl describe` shows, one line, naming the field.
         raise ValueError(_friendlier(problems[0])) from None
+    size = _encoded_size(value)
+    if size is None:
+        raise ValueError("could not be encoded as JSON (a string that is not valid Unicode?)")
+    if size > MAX_TEMPLATE_BYTES:
+        raise ValueError(
+            f"is {size} bytes as JSON, over the limit of {MAX_TEMPLATE_BYTES} (248 KiB): its "
+            "annotations would not fit a pod's; move large data to a ConfigMap or Secret"
+        )
     return value
+
+
+def _encoded_size(value: dict[str, Any]) -> int | None:
+    """Bytes of the compact JSON encoding (what the API server stores and sends); None if the
+    value has none (a lone surrogate, which json.loads accepts from an escape)."""
+    try:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def _friendlier(problem: str) -> str:
