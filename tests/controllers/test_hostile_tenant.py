@@ -126,3 +126,29 @@ def _pool(h: Harness, name: str) -> Obj:
     found = h.api.obj(f"/apis/corral.dev/v1alpha1/gpupools/{name}")
     assert found is not None
     return found
+
+
+def test_a_refused_service_fails_its_job_and_frees_the_devices() -> None:
+    """Issue 9: a job whose Service the API server refused (422 then, for a 64-character name; a
+    quota on Services or an admission policy now) was retried forever, placed, holding its
+    devices: a job of another namespace waited behind it for good."""
+    h = Harness(
+        nodes=[node(f"h{i}").rack("r0").label("pool", "p").gpus(8) for i in range(2)],
+        pools=[pool("p").select(pool="p")],
+    )
+
+    async def scenario() -> None:
+        async with h.running():
+            refused = h.api.fail("POST", "services", 403, times=1_000)
+            h.api.put(job("a", "team-b").workers(2).gpus(8).dict())
+            await h.run_for(5)
+            failed = _condition(h.job("a", "team-b"), "Failed")
+            assert failed["reason"] == "PodRejected", failed
+            assert "its Service a was refused" in failed["message"]
+            assert refused.times == 1_000 - 1  # refused once, not retried
+            h.api.faults.clear()
+            h.api.put(job("b", "team-a").workers(2).gpus(8).dict())
+            await h.run_for(5)
+            assert h.phase("b", "team-a") == "Running"
+
+    asyncio.run(scenario())

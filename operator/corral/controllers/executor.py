@@ -59,7 +59,8 @@ class Blocked(Exception):
 
 
 class PodRejected(Exception):
-    """The API server (validation or an admission policy) refused a pod."""
+    """The API server (validation, a quota or an admission policy) refused a pod, or the
+    workload's Service without which its pods cannot start."""
 
 
 @dataclass
@@ -284,6 +285,12 @@ class Executor:
             answer = await self.api.create(core_path("services", target.namespace), body)
         except ApiError as exc:
             if exc.status != 409:
+                if _is_rejection(exc):
+                    # Refused by validation, a quota on Services or an admission policy: no retry
+                    # fixes it, and retrying would hold the gang's devices for good (issue 9).
+                    raise PodRejected(
+                        f"its Service {name} was refused, so no pod can start: {exc.message}"
+                    ) from exc
                 raise
             answer = await self._adopt(target, "services", name)
         self.cache.apply("Service", "ADDED", answer, "write")
