@@ -143,6 +143,13 @@ MALFORMED: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     ("TrainingJob", "too-many-containers", {"spec.template.spec.containers": [{"name": f"c{i}", "image": "i"} for i in range(33)]}, ("spec.template.spec.containers", "must have at most 32 items")),
     ("GPUPool", "price-1e308", {"spec.pricing.onDemandPerDeviceHour": 1e308}, ("spec.pricing.onDemandPerDeviceHour", "less than or equal to 1e+06")),
     ("GPUPool", "long-name", {"metadata.name": "p" * 64}, ("metadata.name", "at most 63 characters")),
+    # Bounds (issue 9): maps, lists, quantities and numbers, as the API server states them.
+    ("TrainingJob", "selector-65-labels", {"spec.template.spec.nodeSelector": {f"k{i}": "v" for i in range(65)}}, ("spec.template.spec.nodeSelector", "must have at most 64 items")),
+    ("TrainingJob", "env-513", {"spec.template.spec.containers": [{"name": "t", "image": "i", "env": [{"name": f"E{i}"} for i in range(513)]}]}, ("spec.template.spec.containers[0].env", "must have at most 512 items")),
+    ("TrainingJob", "quantity-65-chars", {"spec.template.spec.containers": [{"name": "t", "image": "i", "resources": {"limits": {"cpu": "1" * 65}}}]}, ("spec.template.spec.containers[0].resources.limits.cpu", "Too long")),
+    ("TrainingJob", "budget-cost-max", {"spec.budget": {"cost": 1e13}}, ("spec.budget.cost", "less than or equal to 1000000000000")),
+    ("GPUPool", "tolerations-33", {"spec.tolerations": [{"key": f"k{i}", "operator": "Exists"} for i in range(33)]}, ("spec.tolerations", "must have at most 32 items")),
+    ("InferenceService", "long-name", {"metadata.name": "s" * 64}, ("metadata.name", "at most 63 characters")),
     # InferenceService
     ("InferenceService", "no-size", {"spec.autoscaling": DELETE}, ("spec", "set spec.replicas or spec.autoscaling")),
     ("InferenceService", "min-over-max", {"spec.autoscaling.minReplicas": 9}, ("spec.autoscaling.minReplicas", "minReplicas must be <= autoscaling.maxReplicas")),
