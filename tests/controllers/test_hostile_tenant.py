@@ -11,9 +11,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.controllers.harness import Harness
+from tests.mutations import mutated
+from tests.placement.test_hostile_objects import full_job
 
-from corral.fleet.testing import job, node, pool
+from corral.fleet.testing import BLOCK, RACK, job, node, pool
 
 Obj = dict[str, Any]
 
@@ -150,5 +154,32 @@ def test_a_refused_service_fails_its_job_and_frees_the_devices() -> None:
             h.api.put(job("b", "team-a").workers(2).gpus(8).dict())
             await h.run_for(5)
             assert h.phase("b", "team-a") == "Running"
+
+    asyncio.run(scenario())
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(mutated(full_job()), min_size=1, max_size=4))
+def test_mutated_jobs_in_the_api_never_stop_the_operator(poison: list[Obj]) -> None:
+    """The generated counterpart through the real runtime: whatever team-b's stored jobs hold
+    (the in-memory API applies no schema), the operator starts, nothing escapes its loop, and a
+    plain job of team-a runs."""
+    h = Harness(
+        nodes=[node(f"h{i}").block("b1").rack(f"r{i // 2}").gpus(8) for i in range(4)],
+        pools=[pool("h100").levels(BLOCK, RACK).accelerator("H100-80GB")],
+    )
+    for index, document in enumerate(poison):
+        # What the API server always stores right, whatever the body said.
+        document.update(apiVersion="corral.dev/v1alpha1", kind="TrainingJob")
+        document["metadata"] = {"name": f"poison-{index}", "namespace": "team-b"}
+        document.pop("status", None)
+        h.api.put(document)
+
+    async def scenario() -> None:
+        async with h.running():
+            h.api.put(job("plain", "team-a").workers(2).gpus(8).dict())
+            await h.converge()
+            assert h.phase("plain", "team-a") == "Running"
+            assert h.operator is not None and not any(t.done() for t in h.operator.tasks)
 
     asyncio.run(scenario())
