@@ -9,7 +9,7 @@ a request rate the test sets, and serves vLLM's metrics for every pod:
 `vllm:num_requests_waiting` (gauges), labelled `namespace` and `pod`.
 
     python e2e/loadsim.py --namespace ns --service chat --port 9400 [--rate 2] [--concurrency 4]
-    python e2e/loadsim.py ... --profile 2:120,12:180,2:300    # rate:seconds, cycled (make dev)
+    python e2e/loadsim.py ... --profile 2:120,14:180,2:300    # rate:seconds, cycled (make dev)
 
     GET  /metrics                       the Prometheus exposition
     GET  /load                          {"rate", "replicas", "busy", "queued", "served"}

@@ -157,22 +157,29 @@ def test_replicas_follow_the_latency_objective_and_hold_without_metrics(
         timeout=90,
         message="the autoscaler has learned the service",
     )
-    assert services.status("chat")["desiredReplicas"] <= 3
+    # 2 req/s of ~1.2 s requests keep 2.4 slots busy: 2 replicas of 4 slots, or 3 when the
+    # first windows' rising rate is forecast ahead (the discrete-event model does the same).
+    light = services.status("chat")["desiredReplicas"]
+    assert light <= 3
 
-    # Load rises: more replicas, within maxReplicas, and the objective is met again.
+    # Load rises: more replicas, within maxReplicas, and the objective is met again over a
+    # whole window (20 s) at the larger size, not on the figures of the light load.
     set_load(loadsim, 10.0)
     services.wait(
-        "chat", lambda s: s["desiredReplicas"] >= 3, timeout=60, message="scale-up under load"
+        "chat", lambda s: s["desiredReplicas"] > light, timeout=60, message="scale-up under load"
     )
-    grown = wait_for(
-        lambda: (
-            services.condition("chat", "SLOMet").get("status") == "True"
-            and services.ready("chat") >= 3
-            and services.status("chat")
-        ),
-        timeout=90,
-        message="the objective met again at the larger size",
-    )
+    served: dict[str, float] = {}
+
+    def met_at_the_larger_size() -> Obj | None:
+        status = services.status("chat")
+        if services.ready("chat") < max(3, status["desiredReplicas"]):
+            served.clear()
+            return None
+        since = served.setdefault("at", time.monotonic())
+        met = _condition(status, "SLOMet").get("status") == "True"
+        return status if met and time.monotonic() - since >= 20 else None
+
+    grown = wait_for(met_at_the_larger_size, timeout=120, message="the objective met again")
     assert grown["desiredReplicas"] <= 6
     assert grown["lastScaleReason"].startswith("ttft p99 <= 1s needs"), grown["lastScaleReason"]
     nodes = {p["spec"]["nodeName"] for p in services.pods("chat")}
@@ -227,8 +234,10 @@ def test_replicas_follow_the_latency_objective_and_hold_without_metrics(
     )
     assert active["status"] == "False"
     assert prometheus.split("//")[1] in active["message"]
-    time.sleep(5)  # several ticks without metrics: still the same size
-    assert services.status("chat")["desiredReplicas"] == held
+    # Several ticks (2 s each) without metrics: the size never moves.
+    until = time.monotonic() + 6
+    while time.monotonic() < until:
+        assert services.status("chat")["desiredReplicas"] == held
 
 
 def test_a_gang_and_replicas_in_one_pool_never_overcommit_nor_share_a_host(

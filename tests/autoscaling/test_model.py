@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from tests.autoscaling.builders import E2E, TTFT, policy
+from tests.autoscaling.builders import E2E, TTFT, load, policy
 
 from corral.autoscaling.model import ServiceModel, learn, measure_load
 from corral.autoscaling.servingsim import Request, ServingSim, observe
@@ -36,6 +36,27 @@ def trained(rate: float, replicas: int, minutes: int = 20, **fields: object) -> 
 def test_learns_the_mean_service_time_from_the_in_flight_gauge() -> None:
     model = trained(rate=4.0, replicas=14)
     assert model.mean_service == pytest.approx(2.2, rel=0.15)  # 0.2 s prefill + 2 s decode
+
+
+@pytest.mark.parametrize(
+    ("ready_since", "learned"),
+    [
+        (0.0, 2.0),  # ready for a whole window: Little's law
+        (90.0, None),  # ready 30 s of a 60 s window: a new replica's counts come up short
+        (None, None),
+    ],
+)
+def test_littles_law_only_over_a_window_at_a_steady_replica_count(
+    ready_since: float | None, learned: float | None
+) -> None:
+    rules = policy(TTFT)
+    seen = load(rate=5.0, mean_service=2.0)
+    seen.ready_since = ready_since
+    observation = seen.build(at=120.0)
+    measured = measure_load(observation, rules)
+    assert not isinstance(measured, str)
+    model = learn(ServiceModel(), observation, measured, rules)
+    assert model.mean_service == (pytest.approx(learned) if learned else None)
 
 
 def test_learns_the_prefill_as_the_ttft_objectives_own_time() -> None:

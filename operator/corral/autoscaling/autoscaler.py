@@ -96,15 +96,17 @@ def tick(
     saturation = _saturation(observation, reports, policy)
     if load.throughput > 0 and model.mean_service is None and saturation is None:
         state = replace(state, model=model, rates=rates)
-        return _hold(
-            state,
-            current,
-            "NoServiceTime",
-            "the time a request holds a replica is unknown: add metrics.prometheus.inFlight "
-            "(e.g. vllm:num_requests_running) or a Latency objective",
-            reports,
-            policy,
-        )
+        if observation.in_flight is not None:
+            learning = (
+                "learning the time a request holds a replica: it needs a full metrics window "
+                f"({policy.window:g} s) at a steady count of ready replicas"
+            )
+        else:
+            learning = (
+                "the time a request holds a replica is unknown: add metrics.prometheus.inFlight "
+                "(e.g. vllm:num_requests_running) or a Latency objective"
+            )
+        return _hold(state, current, "NoServiceTime", learning, reports, policy)
 
     profile = burst_profile(observation.rates, observation.window, model.mean_service)
     recommendation = recommend(model, expected, policy, profile)

@@ -175,8 +175,13 @@ def _learn_service_time(
     busy: float | None = None
     served = load.throughput / load.coverage * observation.window
     if observation.in_flight is not None and load.throughput > 0:
-        if served >= LITTLE_SAMPLES:
-            busy = observation.in_flight * observation.window  # Little's law
+        # Little's law holds over a window at a steady replica count only: a replica's series
+        # born inside the window is under-counted by Prometheus's increase() (it extrapolates
+        # little past a series' first sample) while the in-flight gauge's average is not, so a
+        # new service or a scale-up would read a longer service time, size for it, and
+        # scale up again on the new replicas' series.
+        if served >= LITTLE_SAMPLES and stable:
+            busy = observation.in_flight * observation.window
     elif latency is not None and (stable or model.mean_service is None):
         observed = observation.histograms[latency.name]
         wait = model.wait(servers, load.throughput, model.objective(latency.name).correction)
