@@ -33,6 +33,7 @@ GROUP = {
 }
 """API group of each resource the operator reads (the in-memory API counts resources only);
 core ("") for the rest."""
+PLURAL = {"TrainingJob": "trainingjobs", "InferenceService": "inferenceservices"}
 
 
 def _operator_requests() -> set[tuple[str, str]]:
@@ -56,7 +57,15 @@ def _operator_requests() -> set[tuple[str, str]]:
             assert (h.job("b").get("status") or {}).get("restarts", 0) >= 1
 
     asyncio.run(scenario())
-    return {(verb, resource) for (verb, resource), count in h.api.requests.items() if count}
+    sent = {(verb, resource) for (verb, resource), count in h.api.requests.items() if count}
+    # Creating an object whose ownerReference blocks the owner's deletion needs `update` on the
+    # owner's finalizers where OwnerReferencesPermissionEnforcement is on (OpenShift): an
+    # authorization check of the create, not a request of its own.
+    for made in [*h.api.items("", "pods"), *h.api.items("", "services")]:
+        for owner in made["metadata"].get("ownerReferences") or []:
+            if owner.get("blockOwnerDeletion"):
+                sent.add(("PUT", f"{PLURAL[owner['kind']]}/finalizers"))
+    return sent
 
 
 def _event_requests() -> set[tuple[str, str]]:
@@ -94,6 +103,7 @@ def test_every_request_the_operator_sends_is_granted_by_the_chart() -> None:
     sent = _operator_requests() | _event_requests()
     assert ("PATCH", "events") in sent  # the scenario reaches event aggregation
     assert ("DELETE", "pods") in sent and ("PATCH", "trainingjobs/status") in sent
+    assert {("PUT", "trainingjobs/finalizers"), ("PUT", "inferenceservices/finalizers")} <= sent
     missing = sorted(
         f"{RBAC_VERB[verb]} {GROUP.get(resource.split('/')[0], '') or 'core'}/{resource}"
         for verb, resource in sent
