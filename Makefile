@@ -106,12 +106,13 @@ dev: install binaries
 
 # An interruption survived, on the running demo: an AWS spot notice on a node of llama-pretrain;
 # the operator asks its workers to checkpoint, this recipe answers as the workload would (step
-# 1000), and the gang moves and resumes from that step. `make dev` runs it once the samples run.
+# 1000), and the affected worker is replaced in place (the others keep running) and resumes
+# from that step. `make dev` runs it once the samples run.
 DEV_JOB := llama-pretrain
 dev-interrupt: install
 	@node=$$($(DEV_KUBECTL) get trainingjob $(DEV_JOB) -n default -o jsonpath='{.status.placement.nodes[0]}'); \
 	  test -n "$$node" || { echo "dev-interrupt: $(DEV_JOB) is not placed"; exit 0; }; \
-	  echo "== AWS spot notice on $$node (reclaimed in 60s); $(DEV_JOB) checkpoints and moves =="; \
+	  echo "== AWS spot notice on $$node (reclaimed in 60s); $(DEV_JOB) checkpoints, its worker there moves =="; \
 	  KUBECONFIG=$(DEV_KUBECONFIG) $(BIN)/corral fleet interrupt $$node --source aws --notice 60s --name demo & notice=$$!; \
 	  for i in $$(seq 60); do \
 	    req=$$($(DEV_KUBECTL) get pods -n default -l corral.dev/job=$(DEV_JOB) -o jsonpath='{.items[0].metadata.annotations.corral\.dev/checkpoint-requested}'); \

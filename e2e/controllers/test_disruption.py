@@ -1,6 +1,8 @@
 """Termination notices on a real control plane with `corral run`: the operator asks the workers to
-checkpoint (the test is the workload, through the annotation hook), moves the gang, and restarts
-it from the acknowledged step; interruptions are counted, restarts are not."""
+checkpoint (the test is the workload, through the annotation hook), replaces the affected worker
+in place (the others keep running: same pods) or, without room in the gang's rack, moves the
+whole gang, and restarts from the acknowledged step; interruptions are counted, restarts are
+not."""
 
 from __future__ import annotations
 
@@ -28,14 +30,22 @@ def attempt_pods(jobs: Jobs, name: str, attempt: int) -> list[dict[str, Any]]:
     ]
 
 
-def running(jobs: Jobs, name: str, attempt: int) -> dict[str, Any] | None:
+def running(jobs: Jobs, name: str, attempt: int, interruptions: int) -> dict[str, Any] | None:
     status = jobs.status(name)
-    if status.get("phase") == "Running" and status.get("attempt") == attempt:
+    if (
+        status.get("phase") == "Running"
+        and status.get("attempt") == attempt
+        and status.get("interruptions") == interruptions
+    ):
         return status
     return None
 
 
-def test_each_source_checkpoints_moves_and_resumes_from_the_acknowledged_step(
+def uids(pods: list[dict[str, Any]]) -> dict[str, str]:
+    return {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
+
+
+def test_each_source_checkpoints_replaces_in_place_and_resumes_from_the_acknowledged_step(
     cluster: Cluster, namespace: str, make_pool: MakePool, jobs: Jobs, operator: RunningOperator
 ) -> None:
     sources = list(interrupt.SOURCES)
@@ -44,7 +54,9 @@ def test_each_source_checkpoints_moves_and_resumes_from_the_acknowledged_step(
     status = jobs.wait_phase("trainer", "Running", timeout=60)
     for round_, source in enumerate(sources, start=1):
         attempt = status["attempt"]
-        noticed = status["placement"]["nodes"][0]
+        index = round_ % 4
+        noticed = status["placement"]["nodes"][index]
+        before = uids(attempt_pods(jobs, "trainer", attempt))
         interrupt.notify(cluster.api, noticed, source, 120, datetime.now(UTC))
 
         def requested(a: int = attempt) -> str | None:
@@ -71,7 +83,7 @@ def test_each_source_checkpoints_moves_and_resumes_from_the_acknowledged_step(
                 },
             )
         status = wait_for(
-            lambda a=attempt: running(jobs, "trainer", a + 1),
+            lambda a=attempt, r=round_: running(jobs, "trainer", a, r),
             timeout=60,
             message=f"{source}: gang running again",
         )
@@ -80,19 +92,25 @@ def test_each_source_checkpoints_moves_and_resumes_from_the_acknowledged_step(
         assert status["lastRestart"]["reason"] == "SpotReclaimed"
         assert status["lastRestart"]["lostWorkSeconds"] == 0
         assert noticed not in status["placement"]["nodes"]
-        for pod in attempt_pods(jobs, "trainer", status["attempt"]):
-            env = env_of(pod)
-            assert env[protocol.RESUME_STEP_ENV] == str(step)
-            assert env[protocol.RESUME_FROM_ENV] == f"s3://ckpt/{step}"
+        # In place: the same attempt, the other three workers are the very same pods, and only
+        # the affected index has a new pod, which resumes from the acknowledged step.
+        after = attempt_pods(jobs, "trainer", attempt)
+        kept = {n: u for n, u in before.items() if f"-w{index}-" not in n}
+        assert {n: u for n, u in uids(after).items() if n in kept} == kept
+        (new,) = [p for p in after if p["metadata"]["name"] not in before]
+        assert new["metadata"]["labels"]["corral.dev/worker-index"] == str(index)
+        env = env_of(new)
+        assert env[protocol.RESUME_STEP_ENV] == str(step)
+        assert env[protocol.RESUME_FROM_ENV] == f"s3://ckpt/{step}"
     assert "TerminationNotice" in jobs.event_reasons("trainer")
     assert "SpotReclaimed" in jobs.event_reasons("trainer")
     assert "corral_interruptions_total" in operator.metrics()
 
 
-def test_a_workload_that_never_acknowledges_resumes_from_the_previous_checkpoint(
+def test_a_workload_that_never_acknowledges_moves_the_whole_gang_when_its_rack_is_full(
     cluster: Cluster, namespace: str, make_pool: MakePool, jobs: Jobs, operator: RunningOperator
 ) -> None:
-    pool = make_pool([node(f"s{i}").rack("r1").spot() for i in range(3)])
+    pool = make_pool([node(f"s{i}").rack(f"r{i // 2}").spot() for i in range(4)])
     jobs.create(
         training_job("silent", namespace)
         .workers(2)
@@ -103,12 +121,17 @@ def test_a_workload_that_never_acknowledges_resumes_from_the_previous_checkpoint
     )
     status = jobs.wait_phase("silent", "Running", timeout=60)
     noticed = status["placement"]["nodes"][1]
+    first_rack = status["placement"]["domain"]
     interrupt.notify(cluster.api, noticed, "corral", 120, datetime.now(UTC))
-    status = wait_for(lambda: running(jobs, "silent", 1), timeout=60, message="gang running again")
+    status = wait_for(
+        lambda: running(jobs, "silent", 1, 1), timeout=60, message="gang running again"
+    )
     assert (status["interruptions"], status["restarts"]) == (1, 0)
     assert "lastCheckpoint" not in status
     assert status["lastRestart"]["lostWorkSeconds"] > 0
     assert "did not acknowledge" in status["lastRestart"]["message"]
+    assert "no room for worker(s) 1 in the gang's span domain" in status["lastRestart"]["message"]
+    assert status["placement"]["domain"] != first_rack
     assert notices.node_notices(
         cluster.api.sanitize_for_serialization(cluster.core.read_node(noticed))
     ).notices

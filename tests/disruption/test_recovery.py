@@ -3,8 +3,11 @@ as the operator): checkpoint on notice, move the gang, count interruptions apart
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from corral.disruption import notices
 from corral.fleet.testing import job, node
@@ -73,10 +76,11 @@ def events(c: InMemoryCluster) -> list[str]:
     return [f"{e.reason}: {e.message}" for _, e in c.recorded.events]
 
 
-def test_notice_checkpoints_then_moves_the_gang_without_using_restarts() -> None:
+def test_notice_checkpoints_then_replaces_only_the_affected_worker_in_place() -> None:
     c = started(cluster(), maxRestarts=0)
     first = status(c)["placement"]["nodes"]
     noticed = first[0]
+    kept = {k: copy.deepcopy(p) for k, p in workers(c).items() if p["spec"]["nodeName"] != noticed}
     notice_on(c, noticed)
     now = T0 + timedelta(seconds=60)
     c.reconcile(KEY, now)
@@ -91,16 +95,139 @@ def test_notice_checkpoints_then_moves_the_gang_without_using_restarts() -> None
     later = now + timedelta(seconds=5)
     c.reconcile(KEY, later)
     s = status(c)
-    assert (s["interruptions"], s["restarts"]) == (1, 0)
+    assert (s["interruptions"], s["restarts"], s["attempt"]) == (1, 0, 0)
     assert s["lastCheckpoint"]["step"] == 4200 and s["lastCheckpoint"]["uri"] == "s3://ckpt/4200"
     assert s["lastRestart"]["reason"] == "SpotReclaimed"
     assert s["lastRestart"]["lostWorkSeconds"] == 0
+    assert "in place" in s["lastRestart"]["message"]
     assert "disruption" not in s
+    assert s["placement"]["replacements"] == [1, 0]
 
     run(c, later)
     s = status(c)
-    assert s["phase"] == "Running" and s["attempt"] == 1
-    assert noticed not in s["placement"]["nodes"], "the new placement avoids the noticed node"
+    assert s["phase"] == "Running" and s["attempt"] == 0
+    assert noticed not in s["placement"]["nodes"], "the new worker avoids the noticed node"
+    assert s["placement"]["nodes"][1] == first[1]
+    now_running = workers(c)
+    assert sorted(now_running) == ["default/trainer-w0-r0-x1", "default/trainer-w1-r0"]
+    for key, pod in kept.items():  # the unaffected worker was never touched
+        assert now_running[key]["status"]["startTime"] == pod["status"]["startTime"]
+        assert now_running[key]["metadata"]["labels"] == pod["metadata"]["labels"]
+
+
+def rack_fleet(racks: dict[str, int]) -> InMemoryCluster:
+    nodes = [
+        spot_node(f"{rack}-h{i}").label("network.corral.dev/rack", rack).obj()
+        for rack, hosts in racks.items()
+        for i in range(hosts)
+    ]
+    return InMemoryCluster(nodes, [pool_builder("p").select(pool="p").obj()])
+
+
+def notice_and_ack(c: InMemoryCluster, nodes: list[str], now: datetime, step: int = 100) -> None:
+    for name in nodes:
+        c.set_node(
+            c.nodes[name]
+            | {"spec": {"taints": [{"key": notices.NTH_SPOT_ITN, "effect": "NoSchedule"}]}}
+        )
+    c.reconcile(KEY, now)
+    request = {p["metadata"]["annotations"][protocol.REQUESTED] for p in workers(c).values()}
+    ack(c, request.pop(), step)
+    c.reconcile(KEY, now + timedelta(seconds=1))
+
+
+def test_without_room_in_the_span_domain_the_whole_gang_moves() -> None:
+    c = rack_fleet({"ra": 2, "rb": 2})
+    started(c)
+    first = status(c)["placement"]
+    assert first["level"] == "network.corral.dev/rack"
+    notice_and_ack(c, first["nodes"][:1], T0 + timedelta(seconds=60))
+    s = status(c)
+    assert s["attempt"] == 1 and s["interruptions"] == 1
+    assert "no room for worker(s) 0 in the gang's span domain" in s["lastRestart"]["message"]
+    run(c, T0 + timedelta(seconds=62))
+    s = status(c)
+    assert s["phase"] == "Running" and s["placement"]["domain"] != first["domain"]
+    assert not set(s["placement"]["nodes"]) & set(first["nodes"])
+
+
+def test_several_noticed_nodes_are_replaced_at_once_inside_the_span_domain() -> None:
+    c = rack_fleet({"ra": 6, "rb": 6})
+    started(c, workers=4)
+    first = status(c)["placement"]
+    noticed = first["nodes"][1:3]
+    notice_and_ack(c, noticed, T0 + timedelta(seconds=60))
+    s = status(c)
+    assert s["attempt"] == 0 and s["interruptions"] == 1
+    assert s["placement"]["replacements"] == [0, 1, 1, 0]
+    run(c, T0 + timedelta(seconds=62))
+    s = status(c)
+    assert s["phase"] == "Running" and s["placement"]["domain"] == first["domain"]
+    nodes = s["placement"]["nodes"]
+    assert nodes[0] == first["nodes"][0] and nodes[3] == first["nodes"][3]
+    assert not set(nodes) & set(noticed)
+    assert all(n.startswith(first["domain"]) for n in nodes)
+
+
+def test_replacement_never_takes_devices_planned_for_another_gang() -> None:
+    """The pass placed another gang (its workers are only in the ledger, no pod yet): the
+    in-place replacement sees those devices as taken and re-places the whole gang instead."""
+    c = rack_fleet({"ra": 3, "rb": 3})
+    started(c)
+    mine = status(c)["placement"]["nodes"]
+    c.submit(job("other").workers(1).gpus(8).dict(), T0)
+    c.run_pass(T0)  # placed, its worker assumed in the ledger, no pod created yet
+    other = c.jobs["default/other"]["status"]["placement"]["nodes"]
+    assert not c.pods.keys() & {"default/other-w0-r0"}
+    assert other[0].startswith(mine[0][:2])  # best fit: the last free host of the same rack
+    notice_and_ack(c, mine[:1], T0 + timedelta(seconds=60))
+    s = status(c)
+    assert s["attempt"] == 1, "no room left in the rack once the planned worker counts"
+    run(c, T0 + timedelta(seconds=62))
+    for name, amounts in c.snapshot.usage.items():
+        assert amounts.get("nvidia.com/gpu", 0) <= 8, (name, amounts)
+
+
+def test_a_kept_worker_failing_while_the_gang_re_forms_restarts_the_gang_as_the_same_interruption() -> (
+    None
+):
+    c = started(cluster(), maxRestarts=0)
+    noticed = status(c)["placement"]["nodes"][0]
+    notice_and_ack(c, [noticed], T0 + timedelta(seconds=60))
+    assert status(c)["phase"] == "Recovering" and status(c)["attempt"] == 0
+    c.finish("default", "trainer-w1-r0", 1, T0 + timedelta(seconds=62))
+    c.reconcile(KEY, T0 + timedelta(seconds=62))
+    s = status(c)
+    assert (s["interruptions"], s["restarts"], s["attempt"]) == (1, 0, 1)
+    assert "re-formed" in s["lastRestart"]["message"]
+    run(c, T0 + timedelta(seconds=63))
+    assert status(c)["phase"] == "Running"
+
+
+@pytest.mark.parametrize("applied", range(1, 6))
+def test_an_in_place_replacement_cut_short_at_any_action_converges(applied: int) -> None:
+    """The operator dies after the first `applied` actions of the replacement's decision: a new
+    reconcile finishes it, with one worker per index and nothing overcommitted."""
+    c = started(cluster())
+    noticed = status(c)["placement"]["nodes"][0]
+    notice_on(c, noticed)
+    now = T0 + timedelta(seconds=60)
+    c.reconcile(KEY, now)
+    request = {p["metadata"]["annotations"][protocol.REQUESTED] for p in workers(c).values()}
+    ack(c, request.pop(), 7)
+    actions = c.decide(KEY, now)
+    assert len(actions) >= 4
+    c.apply(KEY, actions[:applied], now)
+    run(c, now + timedelta(seconds=1))
+    s = status(c)
+    assert s["phase"] == "Running" and s["interruptions"] == 1 and s["attempt"] == 0
+    indexes = sorted(
+        int(p["metadata"]["labels"]["corral.dev/worker-index"]) for p in c.pods.values()
+    )
+    assert indexes == [0, 1]
+    assert noticed not in s["placement"]["nodes"]
+    for name, amounts in c.snapshot.usage.items():
+        assert amounts.get("nvidia.com/gpu", 0) <= 8, (name, amounts)
 
 
 def test_a_workload_that_never_acknowledges_moves_after_the_timeout_with_lost_work() -> None:
@@ -269,3 +396,22 @@ def test_a_storm_every_job_resumes_from_its_own_checkpoint_and_nothing_is_overco
             assert not noticed & set(s["placement"]["nodes"])
     for name, amounts in c.snapshot.usage.items():
         assert amounts.get("nvidia.com/gpu", 0) <= 8, (name, amounts)
+
+
+def test_an_interrupted_gang_waits_as_interrupted_ahead_of_newer_jobs_of_its_priority() -> None:
+    c = started(cluster(hosts=2))
+    c.submit(job("newer").workers(1).gpus(8).dict(), T0 + timedelta(seconds=30))
+    notice_and_ack(c, status(c)["placement"]["nodes"][:1], T0 + timedelta(seconds=60))
+    later = T0 + timedelta(seconds=62)
+    run(c, later)
+    run(c, later + timedelta(seconds=1))
+    placed = next(x for x in status(c)["conditions"] if x["type"] == "Placed")
+    assert (placed["status"], placed["reason"]) == ("False", "Interrupted"), placed
+    assert placed["message"].startswith("interrupted, waiting for capacity (SpotReclaimed): ")
+    queued = [e for k, e in c.recorded.events if k == KEY and e.reason == "Queued"]
+    assert len(queued) == 1, "told once per stay in the queue"
+    newer = c.jobs["default/newer"]["status"]
+    assert "placement" not in newer, "the newer job of the same priority waits behind it"
+    c.set_node(spot_node("h9").obj())
+    run(c, later + timedelta(seconds=2))
+    assert status(c)["phase"] == "Running" and status(c)["interruptions"] == 1

@@ -22,7 +22,7 @@ from tests.training.builders import (
 )
 
 from corral.api.conditions import get_condition
-from corral.scheduling.actions import CreateWorker, WriteStatus
+from corral.scheduling.actions import CreateWorker, EnsureService, RequeueAfter, WriteStatus
 from corral.training.accounting import Price
 from corral.training.lifecycle import admit, reconcile, refuse
 
@@ -259,8 +259,11 @@ def test_an_unchanged_running_job_decides_nothing_to_write() -> None:
     settled = job().placed("h1", "h2").status(**dict(first.status)).obj()
     again = step(settled, pods, now=500)
     assert again.status == settled.status
-    assert [type(a) for a in again.actions] == [WriteStatus, type(again.actions[1])]
+    # Only the timer of the next periodic checkpoint request (intervalSeconds 1800 by default,
+    # counted from the gang's start).
+    assert [type(a) for a in again.actions] == [WriteStatus, EnsureService, RequeueAfter]
     assert again.ensure_service and not again.events
+    assert again.requeue_after == pytest.approx(1300)
 
 
 def test_device_hours_and_cost_count_running_workers() -> None:

@@ -8,6 +8,9 @@ import re
 JOB_LABEL = "corral.dev/job"
 WORKER_INDEX_LABEL = "corral.dev/worker-index"
 RESTART_LABEL = "corral.dev/restart"
+REPLACEMENT_LABEL = "corral.dev/replacement"
+"""On a worker replaced in place (its node got a termination notice, the rest of the gang kept
+running): how many times worker <index> of this attempt was replaced (absent: never)."""
 POOL_LABEL = "corral.dev/pool"
 TEAM_LABEL = "corral.dev/team"
 """On a TrainingJob (or InferenceService): the team its usage is charged to (docs/economics.md)."""
@@ -19,9 +22,13 @@ PLACEMENT_GATE = "corral.dev/placement"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
-def worker_pod_name(job: str, index: int, restart: int) -> str:
-    """`<job>-w<index>-r<restart>`: a new restart generation never collides with the old one."""
-    return f"{job}-w{index}-r{restart}"
+def worker_pod_name(job: str, index: int, restart: int, replacement: int = 0) -> str:
+    """`<job>-w<index>-r<restart>`: a new restart generation never collides with the old one.
+    A worker replaced in place for the `replacement`-th time within an attempt is
+    `<job>-w<index>-r<restart>-x<replacement>`: it never collides with the pod it replaces, which
+    may still be terminating on the noticed node."""
+    base = f"{job}-w{index}-r{restart}"
+    return f"{base}-x{replacement}" if replacement else base
 
 
 def service_name(job: str) -> str:

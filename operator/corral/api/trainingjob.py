@@ -292,6 +292,14 @@ class PlacementStatus(StatusModel):
     """When the current workers were placed (or last recreated): the bind timeout counts from here."""
     devices_per_worker: int | None = None
     """spec.acceleratorsPerWorker the gang was placed for (a spec change re-places the gang)."""
+    replacements: list[int] = Field(default_factory=list)
+    """Times worker i was replaced in place in this attempt (its node got a termination notice
+    and the others kept running), at index i; empty when none was. Worker i's pod is named
+    with this count (`<job>-w<i>-r<attempt>-x<count>`)."""
+
+    def replacement(self, index: int) -> int:
+        """How many times worker `index` was replaced in place in this attempt."""
+        return self.replacements[index] if index < len(self.replacements) else 0
 
 
 class CheckpointRecord(StatusModel):

@@ -18,6 +18,7 @@ from corral.api.gpupool import GPUPool
 from corral.api.objects import parse_object
 from corral.api.trainingjob import TrainingJob
 from corral.commands.common import UsageError, read_documents
+from corral.disruption.notices import node_usability
 from corral.fleet import DEFAULT_POOL, FleetSnapshot, NodeRecord, PodRecord, default_pool
 from corral.fleet.fields import InvalidFleetObject
 from corral.placement import NoFit, Placement, PlacementRequest, place
@@ -152,8 +153,9 @@ def build_snapshot(
             pods,
             [pool],
             implicit=[DEFAULT_POOL],
+            notices=node_usability,
         )
-    return FleetSnapshot.build(nodes, pods, pools)
+    return FleetSnapshot.build(nodes, pods, pools, notices=node_usability)
 
 
 def plan(

@@ -21,6 +21,7 @@ from typing import Any
 
 from corral.api import GPUPool, InvalidObject, parse_object
 from corral.controllers.informer import object_key
+from corral.disruption.notices import node_usability
 from corral.fleet import FleetSnapshot
 from corral.scheduling.ledger import Ledger
 
@@ -173,7 +174,7 @@ class ClusterCache:
 
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Obj]] = {kind: {} for kind in self.KINDS}
-        self.snapshot = FleetSnapshot()
+        self.snapshot = FleetSnapshot(notices=node_usability)
         self.ledger = Ledger(self.snapshot)
         self.owned: dict[str, set[str]] = defaultdict(set)
         """Controller owner UID -> keys of the pods it owns."""

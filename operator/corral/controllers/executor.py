@@ -26,6 +26,7 @@ from corral.kube.rest import ApiError, core_path, custom_path
 from corral.scheduling.actions import (
     Action,
     AnnotatePod,
+    CallHook,
     CreateWorker,
     DeletePod,
     Emit,
@@ -43,6 +44,9 @@ log = logging.getLogger("corral.executor")
 Obj = dict[str, Any]
 PostEvent = Callable[[Obj, str, str, str], None]
 """post_event(involved object, type, reason, message): enqueue, never block, never raise."""
+CallHooks = Callable[[str, Obj, CallHook], None]
+"""call(namespace, the job, the call): start an httpGet hook call, never block
+(corral.controllers.hooks)."""
 
 
 class Conflict(Exception):
@@ -104,11 +108,18 @@ class Outcome:
 
 
 class Executor:
-    def __init__(self, api: Client, cache: ClusterCache, post_event: PostEvent):
+    def __init__(
+        self,
+        api: Client,
+        cache: ClusterCache,
+        post_event: PostEvent,
+        call_hook: CallHooks | None = None,
+    ):
         self.api = api
         self.cache = cache
         self.post_event = post_event
         self._told_unnominated = False
+        self.call_hook = call_hook
 
     async def execute(self, target: Target, actions: Sequence[Action]) -> Outcome:
         outcome = Outcome()
@@ -149,6 +160,9 @@ class Executor:
             outcome.wrote_pods = True
         elif isinstance(action, AnnotatePod):
             await self._annotate(target.namespace, action)
+        elif isinstance(action, CallHook):
+            if self.call_hook is not None:
+                self.call_hook(target.namespace, target.obj, action)
         else:  # pragma: no cover - every action type has a branch
             raise TypeError(f"no executor for {type(action).__name__}")
 

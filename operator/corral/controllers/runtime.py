@@ -24,10 +24,12 @@ from corral.controllers.cache import Change, ClusterCache, capacity_view, contro
 from corral.controllers.clock import Clock, SystemClock
 from corral.controllers.executor import Blocked, Executor, PostEvent
 from corral.controllers.gpupool import POOL_STATUS_INTERVAL_SECONDS, GPUPoolController
+from corral.controllers.hooks import HookCaller
 from corral.controllers.inferenceservice import KEY_PREFIX as INFERENCE_PREFIX
 from corral.controllers.inferenceservice import InferenceServiceController
 from corral.controllers.informer import Informer, Resource
 from corral.controllers.live import LiveCluster
+from corral.controllers.notices import NoticeProblems
 from corral.controllers.trainingjob import TrainingJobController
 from corral.controllers.workqueue import WorkQueue
 from corral.kube.client import Client
@@ -82,7 +84,9 @@ class Operator:
         self.queue = WorkQueue(self.clock)
         self.usage_refresh_seconds = usage_refresh_seconds
         self.post_event: PostEvent = post_event if post_event is not None else _log_event
-        self.executor = Executor(api, self.cache, self.post_event)
+        self.hooks = HookCaller(api, self.cache, self.queue.add, self.post_event, self.clock)
+        self.executor = Executor(api, self.cache, self.post_event, self.hooks.call)
+        self.notice_problems = NoticeProblems(self.post_event)
         self.jobs = TrainingJobController(self)
         self.inference = InferenceServiceController(
             self,
@@ -137,12 +141,13 @@ class Operator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.hooks.close()
         await self.inference.metrics.close()
         await self.api.close()
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
-        return list(self._tasks)
+        return [*self._tasks, *self.hooks.tasks]
 
     # -- the worker -----------------------------------------------------------------------------
 
@@ -259,6 +264,7 @@ def _route_node(op: Operator, change: Change) -> None:
         and capacity_view(change.old) == capacity_view(change.new)
     ):
         return  # heartbeats
+    op.notice_problems.observe(change.key, change.new)
     op.mark_pools()
     op.schedule_pass()
     for key, job in op.cache.jobs.items():

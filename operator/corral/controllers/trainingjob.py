@@ -24,6 +24,7 @@ from corral.kube import builders
 from corral.kube.rest import ApiError, custom_path
 from corral.placement import NoFit, Placement, PlacementRequest, place
 from corral.scheduling.actions import CreateWorker, Decision, Emit
+from corral.training import replacement
 from corral.training.accounting import placement_price
 from corral.training.cluster import JobRecord, ledger_owner, owners_of
 from corral.training.lifecycle import ACTIVE, JobView, reconcile, reject_pods
@@ -48,17 +49,22 @@ class TrainingJobController:
 
     # -- building -------------------------------------------------------------------------------
 
-    def target(self, obj: Obj, record: JobRecord) -> Target:
+    def target(
+        self, obj: Obj, record: JobRecord, decided: TrainingJobStatus | None = None
+    ) -> Target:
+        """`decided`: the status the decision writes first, which workers it creates follow
+        (a worker replaced in place resumes from the checkpoint that same write records)."""
         view = record.view
         meta = obj.get("metadata") or {}
 
         def worker(action: CreateWorker) -> tuple[Obj, dict[str, int]] | None:
             assert view is not None and record.request is not None
-            placement = view.status.placement
+            status = decided or view.status
+            placement = status.placement
             pool = self.op.cluster.pool(placement.pool) if placement else None
             if pool is None:
                 return None
-            checkpoint = view.status.last_checkpoint
+            checkpoint = status.last_checkpoint
             pod = builders.worker_pod(
                 namespace=view.namespace,
                 job=view.name,
@@ -71,6 +77,7 @@ class TrainingJobController:
                 resource_name=pool.spec.resource_name,
                 pool_tolerations=pool.spec.tolerations,
                 resume_env=resume_env(checkpoint),
+                replacement=action.replacement,
             )
             return pod, record.request.worker_requests(pool.spec.resource_name)
 
@@ -127,8 +134,10 @@ class TrainingJobController:
             refresh,
             cluster.node_notice,
             overcommitted=cluster.snapshot.overcommitted,
+            replace_workers=replacement.bind(cluster.snapshot, record.request),
         )
-        target = self.target(obj, record)
+        assert isinstance(decision.status, TrainingJobStatus)
+        target = self.target(obj, record, decision.status)
         try:
             outcome = await self.op.executor.execute(target, decision.actions)
         except PodRejected as exc:
@@ -253,7 +262,9 @@ class TrainingJobController:
                 ledger_owner(record.key, view.status.attempt),
                 view.namespace,
                 {
-                    worker_pod_name(view.name, index, view.status.attempt): node
+                    worker_pod_name(
+                        view.name, index, view.status.attempt, placement.replacement(index)
+                    ): node
                     for index, node in enumerate(placement.nodes)
                 },
                 request.worker_requests(pool.spec.resource_name),

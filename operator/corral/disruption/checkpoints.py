@@ -227,7 +227,8 @@ class CheckpointPlan:
     request: RequestId | None = None
     """The request in flight after this step (new or existing)."""
     annotate: list[str] = field(default_factory=list)
-    """Worker pods to set `corral.dev/checkpoint-requested=<request>` on (annotation hook)."""
+    """Worker pods to set `corral.dev/checkpoint-requested=<request>` on (either hook: the
+    request is recorded on the pods; with the annotation hook that is the request itself)."""
     calls: list[HookCall] = field(default_factory=list)
     """Worker pods to call (httpGet hook)."""
     last_checkpoint: CheckpointRecord | None = None
@@ -267,7 +268,15 @@ def plan(
     result.completed = result.last_checkpoint is not last and result.last_checkpoint is not None
 
     current = round_.in_flight
-    answered = current is not None and _answers(round_.complete, current)
+    if current is not None and running_since is not None and current.time < _second(running_since):
+        # Made before the gang as it is now started (a worker was replaced in place since): moot.
+        # A worker that joined must not be asked for it, nor the others made to wait on it.
+        current = None
+    # Answered: the workers' complete checkpoint names it (or a later request), or it was
+    # recorded already (a worker that joined since has nothing to answer for it).
+    answered = current is not None and (
+        _answers(round_.complete, current) or _answers(result.last_checkpoint, current)
+    )
     expired = (
         current is not None
         and not answered
@@ -278,7 +287,7 @@ def plan(
     notice_unasked = (
         policy.on_interruption
         and notice_seen is not None
-        and (current is None or current.time < notice_seen.replace(microsecond=0))
+        and (current is None or current.time < _second(notice_seen))
     )
     due = next_periodic(policy, running_since, result.last_checkpoint, current)
     fresh: RequestId | None = None
@@ -299,9 +308,10 @@ def plan(
         result.waiting = not result.timed_out
         targets = list(workers) if fresh else [w for w in workers if w.name in round_.unannotated]
         if result.waiting or fresh:
-            if policy.hook.annotation is not None:
-                result.annotate = [w.name for w in targets]
-            elif policy.hook.http_get is not None:
+            # The request is recorded on the pods whatever the hook (the protocol's state lives
+            # there, and a restarted operator reads it back); the annotation hook is just that.
+            result.annotate = [w.name for w in targets]
+            if policy.hook.http_get is not None:
                 # httpGet: every worker that has not answered is called again (the caller
                 # dedupes calls already in flight by pod and request id).
                 missing = [w for w in workers if w.name in result.missing]
@@ -312,6 +322,10 @@ def plan(
         later = next_periodic(policy, running_since, result.last_checkpoint, request)
         result.next_check = later if later is not None and later > now else None
     return result
+
+
+def _second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
 
 
 def _answers(complete: CheckpointRecord | None, request: RequestId) -> bool:

@@ -472,6 +472,20 @@ def binding_notice(node: Mapping[str, Any]) -> Notice | None:
     return most_urgent(found, datetime.fromtimestamp(0, UTC)) if found else None
 
 
+def node_usability(node: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """What placement must know of a node's notices (`corral.fleet.snapshot.NodeNotices`): the
+    signal of its binding notice (no new worker goes there, even when the signal is only a
+    condition kube-scheduler ignores, or a taint the pool tolerates) and of its advisory notice
+    (avoided when there is a choice)."""
+    found = node_notices(node).notices
+    binding = most_urgent([n for n in found if not n.advisory], datetime.fromtimestamp(0, UTC))
+    advisory = next((n for n in found if n.advisory), None)
+    return (
+        binding.signal if binding is not None else None,
+        advisory.signal if advisory is not None else None,
+    )
+
+
 def node_failure(node: Mapping[str, Any] | None) -> str | None:
     """Why a node is lost without notice (deleted, or NotReady without the kubelet's shutdown
     message): a failure, classified NodeFailure; None for a Ready node or one under notice."""

@@ -28,6 +28,8 @@ class WorkerDemand:
     """The worker template's `spec.nodeSelector` (sorted pairs)."""
     toleration_key: tuple[tuple[Any, ...], ...] = ()
     """A hashable form of `tolerations` (filled in by `WorkerDemand.of`)."""
+    steer_clear: bool = False
+    """Leave out nodes with an advisory notice (the solver's first try when a pool has some)."""
 
     @classmethod
     def of(

@@ -39,6 +39,13 @@ class NodeRecord:
     """Only NoSchedule and NoExecute taints: PreferNoSchedule does not keep a pod away."""
     allocatable: Amounts = field(default_factory=dict)
     capacity: Amounts = field(default_factory=dict)
+    notice: str | None = None
+    """A binding termination notice on the node (the signal read, e.g. `condition
+    DrainInProgress=True`): it is going, so no new worker is placed on it, whatever its taints
+    and conditions say to kube-scheduler (`corral.disruption.notices.node_usability`)."""
+    advisory: str | None = None
+    """An advisory notice (a rebalance recommendation, planned maintenance): placement avoids
+    the node when it has a choice."""
 
     @classmethod
     def from_dict(cls, node: Mapping[str, Any]) -> NodeRecord:
@@ -76,16 +83,20 @@ class NodeRecord:
 
     @property
     def schedulable(self) -> bool:
-        """Ready and not cordoned: the taint check depends on the pod and is made elsewhere."""
-        return self.ready and not self.unschedulable
+        """Ready, not cordoned and not going: the taint check depends on the pod and is made
+        elsewhere."""
+        return self.ready and not self.unschedulable and self.notice is None
 
     @property
     def problem(self) -> str | None:
-        """Why no new pod should be placed here (cordoned, NotReady), in words; None if fine."""
+        """Why no new pod should be placed here (cordoned, NotReady, a termination notice), in
+        words; None if fine."""
         if self.unschedulable:
             return f"node {self.name} is cordoned"
         if not self.ready:
             return f"node {self.name} is NotReady"
+        if self.notice is not None:
+            return f"node {self.name} has a termination notice ({self.notice})"
         return None
 
 

@@ -44,6 +44,8 @@ class PoolView:
         """Allocatable devices of all member nodes."""
         self.overlapping: set[str] = set()
         """Nodes this pool selects that another pool selects too: they count in neither."""
+        self.advised: set[str] = set()
+        """Member nodes with an advisory notice (placement avoids them when it has a choice)."""
         self._usage = usage
         self._indexes: OrderedDict[WorkerDemand, CapacityIndex] = OrderedDict()
         self.static_memo: dict[object, object] = {}
@@ -72,6 +74,7 @@ class PoolView:
         del self.nodes[name]
         del self.capacity_types[name]
         del self.price_milli[name]
+        self.advised.discard(name)
 
     def replace_node(self, node: NodeRecord) -> None:
         """A node changed: move it in the tree if its labels moved it, then refresh indexes."""
@@ -97,6 +100,10 @@ class PoolView:
             self.total_devices -= self.devices(node.name)
         self.nodes[node.name] = node
         self.total_devices += self.devices(node.name)
+        if node.advisory is not None:
+            self.advised.add(node.name)
+        else:
+            self.advised.discard(node.name)
         capacity_type = (
             capacity_type_from_labels(node.labels)
             if self.spec.capacity_type == "auto"
@@ -137,6 +144,10 @@ class PoolView:
             return "not Ready"
         if not own_only and node.unschedulable:
             return "cordoned"
+        if node.notice is not None:
+            return f"termination notice ({node.notice})"
+        if demand.steer_clear and node.advisory is not None:
+            return f"advisory notice ({node.advisory}), avoided while other nodes have room"
         untolerated = self.untolerated(name, demand)
         if untolerated:
             taint = untolerated[0]

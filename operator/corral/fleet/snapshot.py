@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+import dataclasses
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from corral.api.gpupool import GPUPool
@@ -11,6 +12,11 @@ from corral.fleet.fields import InvalidFleetObject
 from corral.fleet.objects import NodeRecord, Overcommit, PodKey, PodRecord
 from corral.fleet.pool import PoolView
 from corral.fleet.resources import Amounts, add_into
+
+NodeNotices = Callable[[Mapping[str, Any]], tuple[str | None, str | None]]
+"""Node -> (its binding termination notice, its advisory notice), each the signal read, or None.
+The fleet layer cannot know every platform's signals; `corral.disruption.notices.node_usability`
+does, and the operator, the simulator and `corral plan` hand it to their snapshot."""
 
 
 class FleetSnapshot:
@@ -30,7 +36,9 @@ class FleetSnapshot:
     `Node <name>` / `Pod <namespace>/<name>`; the rest of the fleet is unaffected.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, notices: NodeNotices | None = None) -> None:
+        self.notices = notices
+        """Reads termination notices off a Node (None: no node is ever noticed)."""
         self.nodes: dict[str, NodeRecord] = {}
         self.pods: dict[PodKey, PodRecord] = {}
         self.usage: dict[str, Amounts] = {}
@@ -49,9 +57,10 @@ class FleetSnapshot:
         pods: Iterable[Mapping[str, Any]],
         pools: Iterable[GPUPool],
         implicit: Collection[str] = (),
+        notices: NodeNotices | None = None,
     ) -> FleetSnapshot:
         """`implicit` names pools the caller made up (see `PoolView.implicit`)."""
-        snapshot = cls()
+        snapshot = cls(notices)
         for pool in pools:
             snapshot.upsert_pool(pool, implicit=pool.metadata.name in implicit)
         for pod in pods:
@@ -100,6 +109,12 @@ class FleetSnapshot:
                 self.remove_node(name)
             self.invalid[f"Node {name}"] = str(exc)
             return
+        if self.notices is not None:
+            # One place decides that a noticed node takes no new worker: its record (read by
+            # node_problem, pool views, capacity indexes and the pool status alike).
+            notice, advisory = self.notices(node)
+            if notice is not None or advisory is not None:
+                record = dataclasses.replace(record, notice=notice, advisory=advisory)
         self.invalid.pop(f"Node {record.name}", None)
         old = self.nodes.get(record.name)
         self.nodes[record.name] = record

@@ -13,6 +13,7 @@ from corral.api.names import (
     NODE_ANNOTATION,
     PLACEMENT_GATE,
     POOL_LABEL,
+    REPLACEMENT_LABEL,
     RESTART_LABEL,
     WORKER_INDEX_LABEL,
     master_address,
@@ -102,6 +103,7 @@ def worker_pod(
     pool_tolerations: list[Toleration],
     resume_from: str | None = None,
     resume_env: dict[str, str] | None = None,
+    replacement: int = 0,
 ) -> dict[str, Any]:
     """Worker `index` of attempt `attempt`, pinned to `node`, gated until the gang exists."""
     template = copy.deepcopy(spec.template)
@@ -114,6 +116,7 @@ def worker_pod(
         WORKER_INDEX_LABEL: str(index),
         RESTART_LABEL: str(attempt),
         POOL_LABEL: pool,
+        **({REPLACEMENT_LABEL: str(replacement)} if replacement else {}),
     }
     annotations = {**(meta.get("annotations") or {}), NODE_ANNOTATION: node}
     env = _launcher_env(job, spec, index, attempt)
@@ -135,7 +138,7 @@ def worker_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": worker_pod_name(job, index, attempt),
+            "name": worker_pod_name(job, index, attempt, replacement),
             "namespace": namespace,
             "labels": labels,
             "annotations": annotations,

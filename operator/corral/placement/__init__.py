@@ -3,7 +3,7 @@
 from corral.placement.filters import candidate_pools, select_pools
 from corral.placement.request import PlacementRequest
 from corral.placement.result import NoFit, Placement
-from corral.placement.solver import place
+from corral.placement.solver import place, place_within
 
 __all__ = [
     "NoFit",
@@ -11,5 +11,6 @@ __all__ = [
     "PlacementRequest",
     "candidate_pools",
     "place",
+    "place_within",
     "select_pools",
 ]

@@ -30,7 +30,7 @@ from corral.placement.explain import (
 from corral.placement.filters import select_pools
 from corral.placement.request import PlacementRequest
 from corral.placement.result import NoFit, Placement
-from corral.placement.search import PoolPlan, PoolSearch, tree_level
+from corral.placement.search import Choice, PoolPlan, PoolSearch, tree_level
 from corral.placement.span import rank_order, span_of
 
 HOST_RANK = TOPOLOGY_RANK[HOSTNAME_LEVEL]
@@ -86,11 +86,78 @@ def place(snapshot: FleetSnapshot, request: PlacementRequest) -> Placement | NoF
 def _place_in_pool(
     view: PoolView, request: PlacementRequest, demand: WorkerDemand
 ) -> tuple[tuple[object, ...], Placement] | Refusal:
+    if view.advised:
+        # Nodes with an advisory notice (a rebalance recommendation, planned maintenance) are
+        # left out first; only a gang that fits nowhere else may use them.
+        clear = replace(demand, steer_clear=True)
+        search = PoolSearch(view, request, clear)
+        plan = search.run()
+        if plan is not None:
+            key, placement = _describe(plan, search, request)
+            note = (
+                f"{plural(len(view.advised), 'node')} with an advisory notice avoided "
+                "(a rebalance recommendation or planned maintenance)"
+            )
+            explanation = placement.explanation.rstrip(".") + "; " + note + "."
+            return key, replace(placement, explanation=explanation)
     search = PoolSearch(view, request, demand)
     plan = search.run()
     if plan is None:
         return static_refusal(view, request) or _refusal_now(view, request, demand, search)
     return _describe(plan, search, request)
+
+
+def place_within(
+    snapshot: FleetSnapshot,
+    request: PlacementRequest,
+    pool: str,
+    level: str | None,
+    anchor: str,
+) -> Placement | NoFit:
+    """`request.workers` workers inside one domain of one pool: the domain of `level` that holds
+    node `anchor` (the whole pool when `level` is None). What replaces part of a running gang
+    inside its span domain, so the gang keeps the topology it was placed for; the best placement
+    by the same objective as `place`, nodes with an advisory notice left out first.
+
+    Pure, like `place`. Not a fit now: NoFit (never permanent: the caller re-places the whole
+    gang instead)."""
+    view = snapshot.pools.get(pool)
+    if view is None or anchor not in view.nodes:
+        return NoFit(f"pool {pool} no longer holds node {anchor}")
+    topology = view.topology
+    depth = topology.depth
+    if level is not None and level != HOSTNAME_LEVEL and level not in topology.levels:
+        return NoFit(f"{level} is no longer a topology level of pool {pool}")
+    at = tree_level(topology, level) if level is not None else -1
+    assert at is not None
+    domain = topology.root if at < 0 else None  # None: the span is one host
+    if 0 <= at < depth:
+        domain = topology.domain_of(anchor, at)
+        if domain is None:
+            return NoFit(f"node {anchor} has no {level} label")
+    where = (
+        f"host {anchor}"
+        if domain is None
+        else ("the pool" if domain is topology.root else f"{short(level or '')} {domain.name}")
+    )
+    demand = request.demand()
+    held = 0
+    for tried in (replace(demand, steer_clear=True), demand) if view.advised else (demand,):
+        search = PoolSearch(view, request, tried)
+        if domain is None:  # the gang's span is one host
+            held = search.index.fits.get(anchor, 0)
+            if held >= request.workers:
+                plan = search.plan(Choice((), [anchor], None), depth)
+                return _describe(plan, search, request)[1]
+            continue
+        held = max(held, search.index.cap.get(domain, 0))
+        if search.index.cap.get(domain, 0) >= request.workers:
+            plan = search.plan(search.choose(domain.level, [domain]), domain.level)
+            return _describe(plan, search, request)[1]
+    return NoFit(
+        f"{where} of pool {pool} has room for {plural(held, 'worker')} of the "
+        f"{request.workers} to place, {needs(request)}"
+    )
 
 
 # -- a placement, in words ------------------------------------------------------------------

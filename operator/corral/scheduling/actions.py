@@ -48,6 +48,8 @@ class CreateWorker:
     index: int
     attempt: int
     node: str
+    replacement: int = 0
+    """A worker replaced in place: its count within the attempt (part of the pod's name)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,19 @@ class AnnotatePod:
 
     name: str
     annotations: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class CallHook:
+    """Ask a worker for a checkpoint through its httpGet hook: POST `url` with the request id.
+    Done off the reconcile path by the runtime's hook caller, within `timeout_seconds`; a 200's
+    `{"step", "uri"}` is written back onto the pod as the acknowledgement annotations, so the
+    lifecycle reads both hooks the same way (corral.disruption.checkpoints.http_ack)."""
+
+    pod: str
+    url: str
+    request_id: str
+    timeout_seconds: float
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,7 @@ Action = (
     | Nominate
     | Ungate
     | AnnotatePod
+    | CallHook
     | Emit
     | WantsPlacement
     | RequeueAfter
@@ -120,6 +136,7 @@ ORDER: tuple[type, ...] = (
     Nominate,  # kube-scheduler keeps the planned room before any worker of the gang is ungated
     Ungate,
     AnnotatePod,  # a checkpoint request: after the status that records why it was made
+    CallHook,  # the same request through the httpGet hook (started, not awaited)
     Emit,  # events only after the writes they tell of succeeded
     WantsPlacement,
     RequeueAfter,

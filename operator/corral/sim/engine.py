@@ -71,6 +71,10 @@ class _Run:
     """Share of the job completed as of its last checkpoint."""
     attempt: int | None = None
     """The attempt whose work clock runs (all its workers running)."""
+    clock: int = 0
+    """Bumped each time the work clock starts: a worker replaced in place restarts the clock
+    within the same attempt, and events of the earlier run (its finish, a checkpoint it was
+    writing) are stale."""
     started: float = 0.0
     seconds: float = 0.0
     """Run time of the whole job on the running attempt's accelerator."""
@@ -202,13 +206,14 @@ class Simulation:
         if kind == ARRIVE:
             self._arrive(self.jobs[event.subject])
         elif kind in (FINISH, FAIL):
-            key, attempt = event.subject
+            key, clock = event.subject
             run = self.runs[key]
-            if attempt is None:
+            if clock is None:
                 self._exit_at(key, 0 if kind == FINISH else 1)
                 return
-            if run.attempt != attempt:
-                return  # the attempt ended meanwhile
+            if run.attempt is None or run.clock != clock:
+                return  # the attempt ended (or a worker was replaced in place) meanwhile
+            attempt = run.attempt
             if kind == FAIL:
                 run.failed_once = True
             self._exit(key, attempt, 0 if kind == FINISH else 1)
@@ -314,7 +319,7 @@ class Simulation:
                 run = self.runs[key]
                 if request is not None and run.attempt is not None:
                     when = self.now + self.options.checkpoint_write_seconds
-                    self.at(when, ACK, (key, run.attempt, action.name, request))
+                    self.at(when, ACK, (key, run.clock, action.name, request))
         self._observe(key)
         if changed:
             self.dirty.add(key)
@@ -326,11 +331,11 @@ class Simulation:
             self.at(max(seconds, self.now + 0.001), WAKE, key)
         self.cluster.due.clear()
 
-    def _acknowledge(self, key: str, attempt: int, pod: str, request: str) -> None:
+    def _acknowledge(self, key: str, clock: int, pod: str, request: str) -> None:
         """The workload wrote the checkpoint it was asked for (as `corral.sdk` does): it says so
         on its pod, and the work done so far is kept."""
         run = self.runs[key]
-        if run.attempt != attempt:
+        if run.attempt is None or run.clock != clock:
             return  # the attempt ended before the checkpoint was written
         run.saved = self.now - run.started
         step = round((run.done + run.saved / run.seconds) * run.job.duration) if run.seconds else 0
@@ -396,6 +401,7 @@ class Simulation:
     def _start_attempt(self, run: _Run, attempt: int, pool: str, nodes: tuple[str, ...]) -> None:
         accelerator = self.pools[pool].spec.accelerator.type
         run.attempt, run.started, run.pool, run.nodes = attempt, self.now, pool, nodes
+        run.clock += 1
         run.saved = 0.0
         self.running += 1
         run.seconds = run.job.run_seconds(accelerator)
@@ -403,10 +409,10 @@ class Simulation:
         key = run.outcome.key
         if run.job.finish_at is not None:
             return  # a replay: the run ends at its recorded time
-        self.at(self.now + remaining, FINISH, (key, attempt))
+        self.at(self.now + remaining, FINISH, (key, run.clock))
         fail_after = run.job.fail_after
         if fail_after is not None and not run.failed_once and fail_after < remaining:
-            self.at(self.now + fail_after, FAIL, (key, attempt))
+            self.at(self.now + fail_after, FAIL, (key, run.clock))
 
     def _end_attempt(self, run: _Run, completed: bool) -> None:
         elapsed = self.now - run.started
@@ -454,8 +460,10 @@ class Simulation:
                 self._end_attempt(run, completed=False)
 
     def _worker_names(self, key: str, attempt: int) -> list[str]:
-        name = key.partition("/")[2]
-        return [f"{name}-w{i}-r{attempt}" for i in range(self.runs[key].job.workers)]
+        """The running workers of the attempt, by index (a worker replaced in place has its own
+        name)."""
+        pods = [p for p in self.cluster.job_pods(key) if p.restart == attempt]
+        return [p.name for p in sorted(pods, key=lambda p: p.index)]
 
     # -- spot ---------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,12 +22,14 @@ from corral.api.meta import format_time
 from corral.api.names import (
     JOB_LABEL,
     PLACEMENT_GATE,
+    REPLACEMENT_LABEL,
     RESTART_LABEL,
     WORKER_INDEX_LABEL,
     worker_pod_name,
 )
 from corral.api.trainingjob import TrainingJobStatus
-from corral.disruption.notices import Notice, binding_notice
+from corral.disruption.checkpoints import http_ack
+from corral.disruption.notices import Notice, binding_notice, node_usability
 from corral.fleet.objects import PodRecord
 from corral.fleet.resources import pod_requests
 from corral.fleet.snapshot import FleetSnapshot
@@ -35,6 +37,7 @@ from corral.placement import Placement
 from corral.scheduling.actions import (
     Action,
     AnnotatePod,
+    CallHook,
     CreateWorker,
     DeletePod,
     Emit,
@@ -49,6 +52,7 @@ from corral.scheduling.actions import (
 from corral.scheduling.cycle import Solve
 from corral.scheduling.ledger import Ledger
 from corral.scheduling.tenancy import Tenancy
+from corral.training import replacement
 from corral.training.accounting import placement_price
 from corral.training.cluster import JobRecord, job_record, ledger_owner, owners_of
 from corral.training.lifecycle import reconcile
@@ -56,6 +60,8 @@ from corral.training.pods import WorkerPod
 from corral.training.queueing import queue_pass
 
 Obj = dict[str, Any]
+HookAnswer = Callable[[CallHook], tuple[int, bytes]]
+"""A worker's answer to an httpGet hook call: (HTTP status, body)."""
 
 
 @dataclass
@@ -71,7 +77,7 @@ class InMemoryCluster:
     def __init__(self, nodes: Iterable[Mapping[str, Any]], pools: Iterable[GPUPool]):
         nodes = list(nodes)
         self.nodes: dict[str, Mapping[str, Any]] = {n["metadata"]["name"]: n for n in nodes}
-        self._snapshot = FleetSnapshot.build(nodes, [], pools)
+        self._snapshot = FleetSnapshot.build(nodes, [], pools, notices=node_usability)
         self._ledger = Ledger(self._snapshot)
         self._pools = {pool.metadata.name or "": pool for pool in pools}
         self.jobs: dict[str, Obj] = {}
@@ -98,6 +104,10 @@ class InMemoryCluster:
         }
         """Namespaces, ResourceQuotas and PriorityClasses, as `put` stored them."""
         self._tenancy: Tenancy | None = None
+        self.hook: HookAnswer | None = None
+        """What workers answer a call of their httpGet checkpoint hook (a test or the simulator
+        plays the workload); None: nobody answers."""
+        self.hook_calls: list[CallHook] = []
 
     # -- the Cluster protocol -------------------------------------------------------------------
 
@@ -300,6 +310,13 @@ class InMemoryCluster:
         return placed
 
     def reconcile(self, key: str, now: datetime, refresh_usage: bool = False) -> list[Action]:
+        actions = self.decide(key, now, refresh_usage)
+        self.apply(key, actions, now)
+        return actions
+
+    def decide(self, key: str, now: datetime, refresh_usage: bool = False) -> list[Action]:
+        """What one reconcile of the job decides, in order, without applying it (a test may
+        apply part of it: an operator killed between two actions)."""
         record = self.training_job(key)
         if record is None or record.view is None:
             return []
@@ -319,10 +336,9 @@ class InMemoryCluster:
             refresh_usage,
             self.node_notice,
             overcommitted=self._snapshot.overcommitted,
+            replace_workers=replacement.bind(self._snapshot, record.request),
         )
-        actions = decision.actions
-        self.apply(key, actions, now)
-        return actions
+        return decision.actions
 
     def settle(self, now: datetime, rounds: int = 20) -> None:
         """Reconcile every job and run the pass until nothing changes (a quiet operator)."""
@@ -391,6 +407,8 @@ class InMemoryCluster:
                     if any(annotations.get(k) != v for k, v in action.annotations):
                         annotations.update(dict(action.annotations))
                         self._touch(pod)
+            elif isinstance(action, CallHook):
+                self._call_hook(obj["metadata"]["namespace"], action)
             elif isinstance(action, Emit):
                 self.recorded.events.append((key, action))
             elif isinstance(action, RequeueAfter):
@@ -399,6 +417,16 @@ class InMemoryCluster:
                 pass  # the pass runs in `settle`; a Service has no meaning here
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _call_hook(self, namespace: str, action: CallHook) -> None:
+        """The runtime's hook caller, at once: a 200's answer becomes the pod's annotations."""
+        self.hook_calls.append(action)
+        if self.hook is None:
+            return
+        status, body = self.hook(action)
+        annotations, _ = http_ack(action.request_id, status, body)
+        if annotations is not None:
+            self.annotate(namespace, action.pod, annotations)
 
     def _create_worker(self, key: str, obj: Obj, action: CreateWorker) -> None:
         record = self.training_job(key)
@@ -409,7 +437,7 @@ class InMemoryCluster:
         pool = self.pool(placement.pool) if placement else None
         if pool is None:
             return
-        name = worker_pod_name(view.name, action.index, action.attempt)
+        name = worker_pod_name(view.name, action.index, action.attempt, action.replacement)
         pod_key = f"{view.namespace}/{name}"
         if pod_key in self.pods:
             return
@@ -426,6 +454,7 @@ class InMemoryCluster:
                     JOB_LABEL: view.name,
                     WORKER_INDEX_LABEL: str(action.index),
                     RESTART_LABEL: str(action.attempt),
+                    **({REPLACEMENT_LABEL: str(action.replacement)} if action.replacement else {}),
                 },
                 "annotations": {"corral.dev/node": action.node},
             },

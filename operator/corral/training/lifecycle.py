@@ -39,6 +39,7 @@ from corral.disruption.notices import Notice
 from corral.fleet.objects import Overcommit
 from corral.scheduling.actions import (
     AnnotatePod,
+    CallHook,
     CreateWorker,
     Decision,
     DeletePod,
@@ -55,6 +56,7 @@ from corral.sdk.protocol import REQUESTED as CHECKPOINT_REQUESTED
 from corral.training import accounting
 from corral.training.accounting import Price
 from corral.training.pods import WorkerPod
+from corral.training.replacement import ReplaceWorkers
 
 NodeProblem = Callable[[str], str | None]
 """Why a planned node can no longer take a worker (gone, NotReady, cordoned), or None."""
@@ -80,6 +82,11 @@ ACTIVE: tuple[TrainingPhase, ...] = ("Placing", "Running", "Checkpointing", "Rec
 """Phases in which workers hold devices (usage grows)."""
 
 ADMITTED_MESSAGE = "the job passed admission"
+
+INTERRUPTED = "Interrupted"
+"""The Placed condition's reason while an interrupted gang waits to be placed again."""
+INTERRUPTED_WAITING = "interrupted, waiting for capacity"
+
 REPLACE_BACKOFF_SECONDS = 5.0
 REPLACE_BACKOFF_CAP_SECONDS = 300.0
 """A gang re-placed n times in a row waits min(cap, base * 2^(n-1)) before its next placement."""
@@ -113,6 +120,9 @@ class _Step:
         self.status = job.status.model_copy(deep=True)
         self.status.observed_generation = job.generation
         self.decision = Decision(status=self.status)
+        self.settled: set[str] = set()
+        """Pods of the current attempt whose usage was settled in this step (workers replaced
+        in place): the attempt's live usage no longer counts them."""
 
     def condition(self, type_: str, status: ConditionStatus, reason: str, message: str) -> None:
         self.status.conditions = set_condition(
@@ -166,12 +176,16 @@ def reconcile(
     refresh_usage: bool = False,
     node_notice: NodeNotice = _no_notice,
     overcommitted: Overcommitted = _nothing_overcommitted,
+    replace_workers: ReplaceWorkers | None = None,
 ) -> Decision:
-    """The next step for one job. `pods` are the worker pods the job owns (by UID)."""
+    """The next step for one job. `pods` are the worker pods the job owns (by UID).
+    `replace_workers` places workers of a running gang anew inside its span domain (in-place
+    replacement after a notice); without it a notice moves the whole gang."""
     step = _Step(job, now)
     status = step.status
-    current = [pod for pod in pods if pod.restart == status.attempt]
-    step.delete([pod for pod in pods if pod.restart != status.attempt])
+    current = [pod for pod in pods if _current(status, pod)]
+    names = {pod.name for pod in current}
+    step.delete([pod for pod in pods if pod.name not in names])
     status.workers = _count(current, job.spec.workers)
     if status.phase in TERMINAL:
         # Usage is frozen at the end. Free the devices of anything still running; keep finished
@@ -180,12 +194,25 @@ def reconcile(
         return step.decision
     live = accounting.live_usage(current, job.spec.accelerators_per_worker, now, price)
     phase, attempt = status.phase, status.attempt
-    _decide(step, current, live, node_problem, price, node_notice, overcommitted)
+    _decide(step, current, live, node_problem, price, node_notice, overcommitted, replace_workers)
     if refresh_usage or status.phase != phase:
         # An attempt that ended was settled; the new one has used nothing yet. A job that just
-        # finished keeps these figures for good.
+        # finished keeps these figures for good. Workers replaced in place were settled alone.
+        if step.settled and status.attempt == attempt:
+            kept = [pod for pod in current if pod.name not in step.settled]
+            live = accounting.live_usage(kept, job.spec.accelerators_per_worker, now, price)
         accounting.refresh(status, live if status.attempt == attempt else ZERO, price)
     return step.decision
+
+
+def _current(status: TrainingJobStatus, pod: WorkerPod) -> bool:
+    """A pod of the current attempt, and the current incarnation of its index (a worker
+    replaced in place leaves an older one behind on the noticed node)."""
+    if pod.restart != status.attempt:
+        return False
+    placement = status.placement
+    expected = placement.replacement(pod.index) if placement is not None else 0
+    return pod.replacement == expected
 
 
 def _decide(
@@ -196,6 +223,7 @@ def _decide(
     price: Price | None,
     node_notice: NodeNotice = _no_notice,
     overcommitted: Overcommitted = _nothing_overcommitted,
+    replace_workers: ReplaceWorkers | None = None,
 ) -> None:
     job, now = step.job, step.now
     spec, status = job.spec, step.status
@@ -242,7 +270,15 @@ def _decide(
         return
 
     _reconcile_placed(
-        step, current, live, placement, node_problem, price, node_notice, overcommitted
+        step,
+        current,
+        live,
+        placement,
+        node_problem,
+        price,
+        node_notice,
+        overcommitted,
+        replace_workers,
     )
 
 
@@ -312,6 +348,7 @@ def _reconcile_placed(
     price: Price | None,
     node_notice: NodeNotice = _no_notice,
     overcommitted: Overcommitted = _nothing_overcommitted,
+    replace_workers: ReplaceWorkers | None = None,
 ) -> None:
     spec, status, now = step.job.spec, step.status, step.now
     decision = step.decision
@@ -325,6 +362,11 @@ def _reconcile_placed(
         interruption = _interruption_of(step, first, node_problem, node_notice)
         if interruption is not None:
             _interrupt(step, current, live, price, *interruption)
+            return
+        fallout = _reform_failure(step, first)
+        if fallout is not None:
+            # Part of the interruption already counted: the whole gang starts again.
+            _interrupt(step, current, live, price, *fallout, count=False)
             return
         why = f"worker {first.index} failed: {first.failure}"
         if status.restarts < spec.max_restarts:
@@ -392,7 +434,7 @@ def _reconcile_placed(
             if (notice := node_notice(node)) is not None
         ]
         if noticed:
-            _on_notice(step, current, alive, live, price, noticed)
+            _on_notice(step, current, alive, live, price, noticed, replace_workers)
             return
         if status.disruption is not None:
             # The notice was withdrawn (Karpenter could not replace the node, say): carry on.
@@ -412,12 +454,20 @@ def _reconcile_placed(
 
     missing = [index for index in range(spec.workers) if index not in alive]
     if missing:
-        decision.add(*(CreateWorker(i, status.attempt, placement.nodes[i]) for i in missing))
+        decision.add(
+            *(
+                CreateWorker(i, status.attempt, placement.nodes[i], placement.replacement(i))
+                for i in missing
+            )
+        )
         # Each new worker is nominated to its node at once (after all are created): from then on
         # kube-scheduler keeps that room for it against pods of equal or lower priority.
         decision.add(
             *(
-                Nominate(worker_pod_name(step.job.name, i, status.attempt), placement.nodes[i])
+                Nominate(
+                    worker_pod_name(step.job.name, i, status.attempt, placement.replacement(i)),
+                    placement.nodes[i],
+                )
                 for i in missing
             )
         )
@@ -474,6 +524,84 @@ def _reconcile_placed(
             f"{spec.workers} worker(s) running on {nodes}",
         )
         step.event("Normal", "Running", f"All {spec.workers} worker(s) running")
+    if all(pod.phase == "Running" for pod in alive.values()):
+        _periodic_checkpoint(step, alive)
+
+
+def _run_start(alive: dict[int, WorkerPod]) -> datetime | None:
+    """When the gang as it is now started running: its last worker's start (a worker replaced
+    in place re-forms the rendezvous, and checkpoint requests from before are moot)."""
+    starts = [pod.start_time for pod in alive.values()]
+    if not starts or any(start is None for start in starts):
+        return None
+    return max(start for start in starts if start is not None)
+
+
+def _worker_views(alive: dict[int, WorkerPod]) -> list[checkpoints.WorkerView]:
+    return [
+        checkpoints.WorkerView(pod.name, pod.index, pod.checkpoint, pod.pod_ip)
+        for pod in sorted(alive.values(), key=_index)
+    ]
+
+
+def _hook_actions(step: _Step, spec: TrainingJobSpec, plan: checkpoints.CheckpointPlan) -> None:
+    """The checkpoint request of a plan: annotations, or calls of the httpGet hook."""
+    if plan.request is not None and plan.annotate:
+        request = ((CHECKPOINT_REQUESTED, str(plan.request)),)
+        step.decision.add(*(AnnotatePod(name, request) for name in plan.annotate))
+    if plan.calls:
+        step.decision.add(
+            *(
+                CallHook(call.pod, call.url, call.request_id, spec.checkpoint.timeout_seconds)
+                for call in plan.calls
+            )
+        )
+
+
+def _periodic_checkpoint(step: _Step, alive: dict[int, WorkerPod]) -> None:
+    """Periodic checkpoint requests of a running gang (`checkpoint.intervalSeconds`), through
+    the same protocol as on a notice. Writes stay bounded: the request is annotations on the
+    pods, the status changes only when a checkpoint completes (`lastCheckpoint`) or a request
+    times out (condition `Checkpointed`, once per request); a timer wakes the job when the next
+    request is due or the wait ends."""
+    spec, status, now = step.job.spec, step.status, step.now
+    policy = spec.checkpoint
+    plan = checkpoints.plan(
+        policy,
+        _worker_views(alive),
+        status.last_checkpoint,
+        now=now,
+        running_since=_run_start(alive),
+    )
+    status.last_checkpoint = plan.last_checkpoint
+    _hook_actions(step, spec, plan)
+    last = plan.last_checkpoint
+    if plan.completed and last is not None:
+        where = f" at {last.uri}" if last.uri else ""
+        _checkpoint_condition(
+            step, "True", "CheckpointCompleted", f"checkpoint {last.id}: step {last.step}{where}"
+        )
+    elif plan.timed_out and plan.request is not None:
+        kept = f"lastCheckpoint stays {last.id} (step {last.step})" if last else "no checkpoint yet"
+        problems = f" ({'; '.join(plan.problems)})" if plan.problems else ""
+        _checkpoint_condition(
+            step,
+            "False",
+            "CheckpointTimeout",
+            f"worker(s) {', '.join(plan.missing)} did not acknowledge checkpoint {plan.request} "
+            f"within {policy.timeout_seconds}s{problems}; {kept}",
+        )
+    if plan.next_check is not None:
+        step.decision.add(RequeueAfter(max(0.5, (plan.next_check - now).total_seconds())))
+
+
+def _checkpoint_condition(step: _Step, state: ConditionStatus, reason: str, message: str) -> None:
+    """Condition `Checkpointed`: an event when its status or reason changes (not for every
+    periodic checkpoint)."""
+    before = get_condition(step.status.conditions, "Checkpointed")
+    step.condition("Checkpointed", state, reason, message)
+    if before is None or before.status != state or before.reason != reason:
+        step.event("Normal" if state == "True" else "Warning", reason, message)
 
 
 def _index(pod: WorkerPod) -> int:
@@ -522,9 +650,11 @@ def _on_notice(
     live: Charge,
     price: Price | None,
     noticed: list[tuple[int, str, Notice]],
+    replace_workers: ReplaceWorkers | None = None,
 ) -> None:
     """A node of the running gang got a termination notice: checkpoint (bounded by the notice),
-    then move the gang from the newest complete checkpoint."""
+    then move the affected workers (in place, when the span domain has room for them) or the
+    whole gang, resuming from the newest complete checkpoint."""
     spec, status, now = step.job.spec, step.status, step.now
     nodes = {node for _, node, _ in noticed}
     disruption = status.disruption
@@ -551,24 +681,18 @@ def _on_notice(
         )
     why = f"{disruption.node}: {disruption.signal}"
     saved = False
-    if spec.checkpoint.on_interruption and spec.checkpoint.hook.annotation is not None:
-        views = [
-            checkpoints.WorkerView(pod.name, pod.index, pod.checkpoint, pod.pod_ip)
-            for pod in sorted(alive.values(), key=_index)
-        ]
+    if spec.checkpoint.on_interruption:
         plan = checkpoints.plan(
             spec.checkpoint,
-            views,
+            _worker_views(alive),
             status.last_checkpoint,
             now=now,
-            running_since=status.start_time,
+            running_since=_run_start(alive),
             notice_seen=disruption.seen,
             notice_deadline=disruption.deadline,
         )
         status.last_checkpoint = plan.last_checkpoint
-        if plan.request is not None:
-            request = ((CHECKPOINT_REQUESTED, str(plan.request)),)
-            step.decision.add(*(AnnotatePod(name, request) for name in plan.annotate))
+        _hook_actions(step, spec, plan)
         if plan.waiting and plan.wait_until is not None:
             if status.phase != "Checkpointing":
                 step.phase("Checkpointing")
@@ -584,8 +708,109 @@ def _on_notice(
     last = status.last_checkpoint
     since = (last.time if last is not None else None) or status.start_time
     lost = 0.0 if saved else (max(0.0, (now - since).total_seconds()) if since else None)
+    affected = sorted({index for index, _, _ in noticed})
+    if replace_workers is not None and len(affected) < spec.workers:
+        assert status.placement is not None
+        found = replace_workers(status.placement, affected)
+        if not isinstance(found, str):
+            _replace_in_place(
+                step, alive, price, dict(zip(affected, found, strict=True)), why, lost
+            )
+            return
+        why += (
+            f"; no room for worker(s) {', '.join(map(str, affected))} in the gang's span domain "
+            f"({found})"
+        )
     _interrupt(
         step, current, live, price, disruption.reason, why, lost, disruption.seen, disruption.source
+    )
+
+
+def _replace_in_place(
+    step: _Step,
+    alive: dict[int, WorkerPod],
+    price: Price | None,
+    moves: dict[int, str],
+    why: str,
+    lost_work_seconds: float | None,
+) -> None:
+    """Move only the affected workers, inside the span domain; the others keep running and
+    their rendezvous re-forms around the new ones. Same attempt: each new worker's pod gets the
+    next replacement count in its name (the old pod may still be terminating on the noticed
+    node), all are created gated and ungated together once all exist (binding of the replaced
+    workers is all-or-nothing), and the status that records the new nodes is written first."""
+    status, now, spec = step.status, step.now, step.job.spec
+    placement = status.placement
+    disruption = status.disruption
+    assert placement is not None and disruption is not None
+    moving = [alive[index] for index in sorted(moves)]
+    # Their usage ends here; the attempt's live usage counts only the workers that stay.
+    accounting.settle(
+        status,
+        accounting.live_usage(moving, spec.accelerators_per_worker, now, price),
+        price,
+    )
+    step.settled.update(pod.name for pod in moving)
+    counts = [placement.replacement(i) for i in range(len(placement.nodes))]
+    for index, node in moves.items():
+        placement.nodes[index] = node
+        counts[index] += 1
+    placement.replacements = counts
+    placement.time = now  # the new workers get their own time to bind
+    step.delete(moving)
+    status.workers = _count([pod for i, pod in alive.items() if i not in moves], spec.workers)
+    step.decision.add(
+        *(CreateWorker(i, status.attempt, moves[i], counts[i]) for i in sorted(moves))
+    )
+    # Nominated at once, as any new worker is (the room kept for it until it binds).
+    step.decision.add(
+        *(
+            Nominate(worker_pod_name(step.job.name, i, status.attempt, counts[i]), moves[i])
+            for i in sorted(moves)
+        )
+    )
+    reason = disruption.reason
+    kept = [str(i) for i in range(spec.workers) if i not in moves]
+    where = f"{placement.level} {placement.domain}" if placement.level else f"pool {placement.pool}"
+    message = (
+        f"{why}; replacing worker(s) "
+        + ", ".join(f"{i} ({alive[i].node} -> {node})" for i, node in sorted(moves.items()))
+        + f" in place within {where}; worker(s) {', '.join(kept)} keep running"
+    )
+    last = status.last_checkpoint
+    _record_interruption(
+        step,
+        reason,
+        message,
+        lost_work_seconds,
+        disruption.seen,
+        disruption.source,
+        (
+            f"the new worker(s) start from checkpoint {last.id} (step {last.step})"
+            if last is not None
+            else "no checkpoint yet"
+        ),
+    )
+
+
+def _reform_failure(step: _Step, pod: WorkerPod) -> tuple[RestartReason, str] | None:
+    """A worker that kept running through an in-place replacement and fails before the gang runs
+    again (its collective timed out while the rendezvous re-formed, say) is the interruption's
+    fallout, not an application error: the whole gang starts again, and the interruption is not
+    counted twice."""
+    status = step.status
+    restart = status.last_restart
+    if (
+        status.phase != "Recovering"
+        or restart is None
+        or restart.reason == "AppError"
+        or pod.start_time is None
+        or pod.start_time >= restart.time
+    ):
+        return None
+    return restart.reason, (
+        f"worker {pod.index} failed while the gang re-formed after an in-place replacement "
+        f"({pod.failure}); restarting the whole gang"
     )
 
 
@@ -599,42 +824,71 @@ def _interrupt(
     lost_work_seconds: float | None = None,
     since: datetime | None = None,
     source: str | None = None,
+    count: bool = True,
 ) -> None:
-    """The gang moves because of the platform: counted in `interruptions`, never against
-    maxRestarts; it is placed again at once (no backoff), resuming from lastCheckpoint."""
+    """The gang moves because of the platform: counted in `interruptions` (unless it is part of
+    one already counted), never against maxRestarts; it is placed again at once (no backoff),
+    resuming from lastCheckpoint."""
     status, now = step.status, step.now
     _end_attempt(step, current, live, price)
-    status.interruptions += 1
     if lost_work_seconds is None and reason != "AppError":
         last = status.last_checkpoint
         since_save = (last.time if last is not None else None) or status.start_time
         lost_work_seconds = max(0.0, (now - since_save).total_seconds()) if since_save else None
+    last = status.last_checkpoint
+    _record_interruption(
+        step,
+        reason,
+        message,
+        lost_work_seconds,
+        since or now,
+        source or (status.disruption.source if status.disruption else None),
+        "re-placing the gang, "
+        + (
+            f"resuming from checkpoint {last.id} (step {last.step})"
+            if last is not None
+            else "no checkpoint yet: starting over"
+        ),
+        count=count,
+    )
+    step.enqueue()
+    step.condition("Placed", "False", INTERRUPTED, message)
+
+
+def _record_interruption(
+    step: _Step,
+    reason: RestartReason,
+    message: str,
+    lost_work_seconds: float | None,
+    since: datetime,
+    source: str | None,
+    resume: str,
+    count: bool = True,
+) -> None:
+    """What every interruption records, however the gang moves: `interruptions` (unless this is
+    part of one already counted), `lastRestart`, phase Recovering, Running=False, and one event
+    saying what was lost and where the workers resume."""
+    status = step.status
+    if count:
+        status.interruptions += 1
     status.last_restart = RestartRecord(
         reason=reason,
-        time=now,
+        time=step.now,
         message=message,
         lost_work_seconds=lost_work_seconds,
-        since=since or now,
-        source=source or (status.disruption.source if status.disruption else None),
+        since=since,
+        source=source,
     )
     status.disruption = None
     status.requeue_state = None
     step.phase("Recovering")
-    step.enqueue()
     step.condition("Running", "False", reason, message)
-    step.condition("Placed", "False", "Interrupted", message)
-    last = status.last_checkpoint
-    resume = (
-        f"resuming from checkpoint {last.id} (step {last.step})"
-        if last is not None
-        else "no checkpoint yet: starting over"
-    )
     lost = f"; {lost_work_seconds:.0f}s of work lost" if lost_work_seconds else ""
     step.event(
         "Warning",
         reason,
-        f"Interruption {status.interruptions} ({reason}): {message}; re-placing the gang, "
-        f"{resume}{lost} (interruptions do not count against maxRestarts)",
+        f"Interruption {status.interruptions} ({reason}): {message}; {resume}{lost} "
+        "(interruptions do not count against maxRestarts)",
     )
 
 
@@ -788,13 +1042,24 @@ def refuse(
     if status.queued_since is None:
         status.queued_since = job.created
     _admitted(status, job, now)
+    why, message = "NoFit", reason
+    if before is not None and before.reason == INTERRUPTED:
+        # An interrupted gang keeps saying so while it waits (it keeps its creation time, so it
+        # stays ahead of newer jobs of its priority); the solver's reason follows.
+        restart = status.last_restart
+        cause = restart.reason if restart is not None else "an interruption"
+        why, message = INTERRUPTED, f"{INTERRUPTED_WAITING} ({cause}): {reason}"
     status.conditions = set_condition(
-        status.conditions, "Placed", "False", "NoFit", reason, now, job.generation
+        status.conditions, "Placed", "False", why, message, now, job.generation
     )
     # One Queued event per stay in the queue; the condition carries the latest reason (its numbers
     # change with every freed device, and an event each time would flood `kubectl describe`).
-    changed = before is None or before.reason != "NoFit"
-    return status, (Emit("Normal", "Queued", reason) if changed else None)
+    changed = (
+        before is None
+        or before.reason != why
+        or (why == INTERRUPTED and not before.message.startswith(INTERRUPTED_WAITING))
+    )
+    return status, (Emit("Normal", "Queued", message) if changed else None)
 
 
 def wait_inadmissible(

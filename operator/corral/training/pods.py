@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from corral.api.names import NODE_ANNOTATION, PLACEMENT_GATE, RESTART_LABEL, WORKER_INDEX_LABEL
+from corral.api.names import (
+    NODE_ANNOTATION,
+    PLACEMENT_GATE,
+    REPLACEMENT_LABEL,
+    RESTART_LABEL,
+    WORKER_INDEX_LABEL,
+)
 
 CHECKPOINT_PREFIX = "corral.dev/checkpoint-"
 
@@ -50,6 +56,8 @@ class WorkerPod:
     unschedulable: str | None = None
     """kube-scheduler's words when it tried to bind the (ungated) pod and could not
     (condition PodScheduled=False, reason Unschedulable)."""
+    replacement: int = 0
+    """How many times this worker's index was replaced in place in its attempt (its label)."""
 
     @property
     def terminated(self) -> bool:
@@ -63,6 +71,7 @@ class WorkerPod:
         try:
             index = int(labels[WORKER_INDEX_LABEL])
             restart = int(labels.get(RESTART_LABEL, "0"))
+            replacement = int(labels.get(REPLACEMENT_LABEL, "0"))
         except (KeyError, ValueError):
             return None
         spec = pod.get("spec") or {}
@@ -113,6 +122,7 @@ class WorkerPod:
             pod_ip=status.get("podIP"),
             nominated_node=status.get("nominatedNodeName") or None,
             unschedulable=None if gates or spec.get("nodeName") else unschedulable,
+            replacement=replacement,
         )
 
 
