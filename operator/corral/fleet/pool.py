@@ -138,17 +138,20 @@ class PoolView:
     def why_unusable(self, name: str, demand: WorkerDemand, own_only: bool = False) -> str | None:
         """Why a worker of this demand may never land on the node now (None if it may).
         `own_only`: only what the workload itself asks for (taints it does not tolerate,
-        capacity types, nodeSelector), not the node's passing state (NotReady, cordoned)."""
+        capacity types, nodeSelector), not the node's passing state (NotReady, cordoned, a
+        termination or advisory notice)."""
         node = self.nodes[name]
         if not own_only and not node.ready:
             return "not Ready"
         if not own_only and node.unschedulable:
             return "cordoned"
-        if node.notice is not None:
+        if not own_only and node.notice is not None:
             return f"termination notice ({node.notice})"
-        if demand.steer_clear and node.advisory is not None:
+        if not own_only and demand.steer_clear and node.advisory is not None:
             return f"advisory notice ({node.advisory}), avoided while other nodes have room"
-        untolerated = self.untolerated(name, demand)
+        # A noticed node's taints are mostly the platform's notice (NTH, Karpenter, GKE): like
+        # the notice itself they pass, so they do not count against the workload either.
+        untolerated = [] if own_only and node.notice is not None else self.untolerated(name, demand)
         if untolerated:
             taint = untolerated[0]
             value = f"={taint['value']}" if taint.get("value") else ""
