@@ -18,8 +18,8 @@ from corral.scheduling.actions import (
     Ungate,
     WantsPlacement,
 )
-from corral.training.lifecycle import JobView
 from corral.training.pods import WorkerPod
+from corral.training.step import JobView
 
 T0 = datetime(2026, 11, 22, 5, 0, tzinfo=UTC)
 

@@ -27,8 +27,9 @@ from corral.scheduling.actions import CreateWorker, Decision, Emit
 from corral.training import replacement
 from corral.training.accounting import placement_price
 from corral.training.cluster import JobRecord, ledger_owner, owners_of
-from corral.training.lifecycle import ACTIVE, JobView, reconcile, reject_pods
+from corral.training.lifecycle import ACTIVE, reconcile, reject_pods
 from corral.training.queueing import queue_pass
+from corral.training.step import JobView
 
 if TYPE_CHECKING:
     from corral.controllers.runtime import Operator

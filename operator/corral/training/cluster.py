@@ -11,8 +11,8 @@ from corral.api import InvalidObject, TrainingJob, parse_object
 from corral.api.trainingjob import TrainingJobStatus
 from corral.placement import PlacementRequest
 from corral.scheduling.cluster import Cluster
-from corral.training.lifecycle import JobView
 from corral.training.pods import WorkerPod
+from corral.training.step import JobView
 
 
 def ledger_owner(key: str, attempt: int) -> str:

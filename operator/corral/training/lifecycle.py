@@ -11,62 +11,52 @@ actions and started again makes the same decisions. Invariants kept by the actio
 Writes are bounded: a step on an unchanged job and unchanged pods returns the status it read.
 Usage (deviceHours, cost) grows with the clock, so it is brought up to date only when the caller
 asks (`refresh_usage`, a periodic timer) and when an attempt ends or the phase changes.
+
+Interruptions (notices, node loss, in-place replacement) and checkpoint requests are decided in
+`training.recovery`; the step's scratch state (`Step`) is in `training.step`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from corral.api.conditions import get_condition, set_condition
-from corral.api.meta import ConditionStatus
 from corral.api.names import worker_pod_name
 from corral.api.trainingjob import (
-    DisruptionStatus,
     PlacementStatus,
     RequeueState,
-    RestartReason,
     RestartRecord,
-    TrainingJobSpec,
     TrainingJobStatus,
     TrainingPhase,
-    WorkerCounts,
 )
 from corral.cost.charges import ZERO, Charge
-from corral.disruption import checkpoints
-from corral.disruption.notices import Notice
 from corral.fleet.objects import Overcommit
 from corral.scheduling.actions import (
-    AnnotatePod,
-    CallHook,
     CreateWorker,
     Decision,
-    DeletePod,
     Emit,
     EnsureService,
     Nominate,
-    ReleaseAssumed,
     RequeueAfter,
     Ungate,
     WantsPlacement,
 )
 from corral.scheduling.queue import Inadmissible
-from corral.sdk.protocol import REQUESTED as CHECKPOINT_REQUESTED
-from corral.training import accounting
+from corral.training import accounting, recovery
 from corral.training.accounting import Price
 from corral.training.pods import WorkerPod
 from corral.training.replacement import ReplaceWorkers
-
-NodeProblem = Callable[[str], str | None]
-"""Why a planned node can no longer take a worker (gone, NotReady, cordoned), or None."""
-NodeNotice = Callable[[str], Notice | None]
-"""The binding termination notice on a node (corral.disruption.notices), or None."""
-
-
-def _no_notice(_: str) -> Notice | None:
-    return None
-
+from corral.training.step import (
+    JobView,
+    NodeNotice,
+    NodeProblem,
+    Step,
+    count_workers,
+    end_attempt,
+    no_notice,
+    worker_index,
+)
 
 Overcommitted = Callable[[str], Overcommit | None]
 """Whether the pods counted on a node ask for more than it offers (room planned for a worker
@@ -83,88 +73,13 @@ ACTIVE: tuple[TrainingPhase, ...] = ("Placing", "Running", "Checkpointing", "Rec
 
 ADMITTED_MESSAGE = "the job passed admission"
 
-INTERRUPTED = "Interrupted"
-"""The Placed condition's reason while an interrupted gang waits to be placed again."""
-INTERRUPTED_WAITING = "interrupted, waiting for capacity"
-
 REPLACE_BACKOFF_SECONDS = 5.0
 REPLACE_BACKOFF_CAP_SECONDS = 300.0
 """A gang re-placed n times in a row waits min(cap, base * 2^(n-1)) before its next placement."""
 
 
-@dataclass(frozen=True)
-class JobView:
-    namespace: str
-    name: str
-    uid: str
-    generation: int
-    created: datetime
-    spec: TrainingJobSpec
-    status: TrainingJobStatus
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
 def replace_backoff(count: int) -> float:
     return float(min(REPLACE_BACKOFF_CAP_SECONDS, REPLACE_BACKOFF_SECONDS * 2 ** max(0, count - 1)))
-
-
-class _Step:
-    """Mutable scratch state of one reconcile step."""
-
-    def __init__(self, job: JobView, now: datetime):
-        self.job = job
-        self.now = now
-        self.status = job.status.model_copy(deep=True)
-        self.status.observed_generation = job.generation
-        self.decision = Decision(status=self.status)
-        self.settled: set[str] = set()
-        """Pods of the current attempt whose usage was settled in this step (workers replaced
-        in place): the attempt's live usage no longer counts them."""
-
-    def condition(self, type_: str, status: ConditionStatus, reason: str, message: str) -> None:
-        self.status.conditions = set_condition(
-            self.status.conditions, type_, status, reason, message, self.now, self.job.generation
-        )
-
-    def event(self, type_: str, reason: str, message: str) -> None:
-        self.decision.add(Emit(type_, reason, message))
-
-    def phase(self, phase: TrainingPhase) -> None:
-        self.status.phase = phase
-
-    def delete(self, pods: Sequence[WorkerPod]) -> None:
-        self.decision.add(*(DeletePod(pod.name, pod.uid) for pod in pods if not pod.deleting))
-
-    def enqueue(self) -> None:
-        self.status.placement = None
-        self.status.queued_since = self.now
-        self.decision.add(WantsPlacement())
-
-
-def _count(pods: Sequence[WorkerPod], total: int) -> WorkerCounts:
-    return WorkerCounts(
-        total=total,
-        bound=sum(1 for pod in pods if pod.node),
-        running=sum(1 for pod in pods if pod.phase == "Running"),
-        succeeded=sum(1 for pod in pods if pod.phase == "Succeeded"),
-        failed=sum(1 for pod in pods if pod.phase == "Failed"),
-    )
-
-
-def _end_attempt(
-    step: _Step, current: Sequence[WorkerPod], live: Charge, price: Price | None
-) -> None:
-    """Settle the attempt's usage, delete its pods, and move on to the next attempt."""
-    accounting.settle(step.status, live, price)
-    step.delete(current)
-    step.decision.drop(CreateWorker)
-    step.decision.drop(Ungate)
-    step.decision.add(ReleaseAssumed(step.status.attempt))
-    step.status.attempt += 1
-    step.status.placement = None
 
 
 def reconcile(
@@ -174,19 +89,19 @@ def reconcile(
     node_problem: NodeProblem,
     price: Price | None,
     refresh_usage: bool = False,
-    node_notice: NodeNotice = _no_notice,
+    node_notice: NodeNotice = no_notice,
     overcommitted: Overcommitted = _nothing_overcommitted,
     replace_workers: ReplaceWorkers | None = None,
 ) -> Decision:
     """The next step for one job. `pods` are the worker pods the job owns (by UID).
     `replace_workers` places workers of a running gang anew inside its span domain (in-place
     replacement after a notice); without it a notice moves the whole gang."""
-    step = _Step(job, now)
+    step = Step(job, now)
     status = step.status
     current = [pod for pod in pods if _current(status, pod)]
     names = {pod.name for pod in current}
     step.delete([pod for pod in pods if pod.name not in names])
-    status.workers = _count(current, job.spec.workers)
+    status.workers = count_workers(current, job.spec.workers)
     if status.phase in TERMINAL:
         # Usage is frozen at the end. Free the devices of anything still running; keep finished
         # pods for their logs.
@@ -216,12 +131,12 @@ def _current(status: TrainingJobStatus, pod: WorkerPod) -> bool:
 
 
 def _decide(
-    step: _Step,
+    step: Step,
     current: Sequence[WorkerPod],
     live: Charge,
     node_problem: NodeProblem,
     price: Price | None,
-    node_notice: NodeNotice = _no_notice,
+    node_notice: NodeNotice = no_notice,
     overcommitted: Overcommitted = _nothing_overcommitted,
     replace_workers: ReplaceWorkers | None = None,
 ) -> None:
@@ -229,7 +144,7 @@ def _decide(
     spec, status = job.spec, step.status
     if spec.suspend:
         if status.phase != "Suspended":
-            _end_attempt(step, current, live, price)
+            end_attempt(step, current, live, price)
             status.queued_since = None
             status.requeue_state = None
             step.phase("Suspended")
@@ -250,7 +165,7 @@ def _decide(
     accounting.refresh(used, live, price)
     over_budget = accounting.budget_exceeded(spec, used)
     if over_budget:
-        _end_attempt(step, current, live, price)
+        end_attempt(step, current, live, price)
         _fail(step, "BudgetExceeded", f"The job {over_budget}")
         return
 
@@ -288,15 +203,15 @@ def reject_pods(
     """The API server refused to create the job's worker pods (an invalid template, or an
     admission policy such as Pod Security): retrying cannot help, so the job fails with the API
     server's words, and the workers already made are removed."""
-    step = _Step(job, now)
+    step = Step(job, now)
     current = [pod for pod in pods if pod.restart == step.status.attempt]
     live = accounting.live_usage(current, job.spec.accelerators_per_worker, now, price)
-    _end_attempt(step, current, live, price)
+    end_attempt(step, current, live, price)
     _fail(step, "PodRejected", f"the API server refused the worker pods: {message}")
     return step.decision
 
 
-def _fail(step: _Step, reason: str, message: str) -> None:
+def _fail(step: Step, reason: str, message: str) -> None:
     step.phase("Failed")
     step.status.completion_time = step.now
     step.status.requeue_state = None
@@ -306,7 +221,7 @@ def _fail(step: _Step, reason: str, message: str) -> None:
 
 
 def _replace(
-    step: _Step,
+    step: Step,
     current: Sequence[WorkerPod],
     live: Charge,
     price: Price | None,
@@ -316,7 +231,7 @@ def _replace(
     """Re-place the whole gang, after a backoff that grows with each re-placement in a row. A
     lost race (`race`) is re-placed at once the first time: the snapshot already shows what took
     the room, so the next plan avoids it; a race lost again backs off like any re-placement."""
-    _end_attempt(step, current, live, price)
+    end_attempt(step, current, live, price)
     step.phase("Recovering" if step.status.start_time else "Queued")
     step.enqueue()
     count = (step.status.requeue_state.count if step.status.requeue_state else 0) + 1
@@ -340,13 +255,13 @@ def _replace(
 
 
 def _reconcile_placed(
-    step: _Step,
+    step: Step,
     current: Sequence[WorkerPod],
     live: Charge,
     placement: PlacementStatus,
     node_problem: NodeProblem,
     price: Price | None,
-    node_notice: NodeNotice = _no_notice,
+    node_notice: NodeNotice = no_notice,
     overcommitted: Overcommitted = _nothing_overcommitted,
     replace_workers: ReplaceWorkers | None = None,
 ) -> None:
@@ -359,18 +274,18 @@ def _reconcile_placed(
     failed = sorted((pod for pod in current if pod.phase == "Failed"), key=lambda p: p.index)
     if failed:
         first = failed[0]
-        interruption = _interruption_of(step, first, node_problem, node_notice)
+        interruption = recovery.interruption_of(step, first, node_problem, node_notice)
         if interruption is not None:
-            _interrupt(step, current, live, price, *interruption)
+            recovery.interrupt(step, current, live, price, *interruption)
             return
-        fallout = _reform_failure(step, first)
+        fallout = recovery.reform_failure(step, first)
         if fallout is not None:
             # Part of the interruption already counted: the whole gang starts again.
-            _interrupt(step, current, live, price, *fallout, count=False)
+            recovery.interrupt(step, current, live, price, *fallout, count=False)
             return
         why = f"worker {first.index} failed: {first.failure}"
         if status.restarts < spec.max_restarts:
-            _end_attempt(step, current, live, price)
+            end_attempt(step, current, live, price)
             status.restarts += 1
             status.last_restart = RestartRecord(reason="AppError", time=now, message=why)
             step.phase("Recovering")
@@ -399,7 +314,7 @@ def _reconcile_placed(
 
     shape = (len(placement.nodes), placement.devices_per_worker or spec.accelerators_per_worker)
     if shape != (spec.workers, spec.accelerators_per_worker):
-        _end_attempt(step, current, live, price)
+        end_attempt(step, current, live, price)
         step.phase("Recovering" if status.start_time else "Queued")
         step.enqueue()
         why = (
@@ -420,8 +335,10 @@ def _reconcile_placed(
         notice = node_notice(node)
         problem = node_problem(node) or (notice.signal if notice is not None else None)
         if problem and running:
-            reason = _reason_for(status, node, notice, "NodeFailure")
-            _interrupt(step, current, live, price, reason, f"worker {index} on {node}: {problem}")
+            reason = recovery.reason_for(status, node, notice, "NodeFailure")
+            recovery.interrupt(
+                step, current, live, price, reason, f"worker {index} on {node}: {problem}"
+            )
             return
         if problem:
             _replace(step, current, live, price, f"worker {index}: {problem}")
@@ -434,7 +351,7 @@ def _reconcile_placed(
             if (notice := node_notice(node)) is not None
         ]
         if noticed:
-            _on_notice(step, current, alive, live, price, noticed, replace_workers)
+            recovery.on_notice(step, current, alive, live, price, noticed, replace_workers)
             return
         if status.disruption is not None:
             # The notice was withdrawn (Karpenter could not replace the node, say): carry on.
@@ -481,7 +398,7 @@ def _reconcile_placed(
     elif any(pod.gated for pod in alive.values()):
         # Every pod of the gang exists: let kube-scheduler bind them all at once (a nomination
         # lost to an operator restart is written first).
-        gated = [pod for pod in sorted(alive.values(), key=_index) if pod.gated]
+        gated = [pod for pod in sorted(alive.values(), key=worker_index) if pod.gated]
         decision.add(
             *(
                 Nominate(pod.name, placement.nodes[pod.index])
@@ -525,371 +442,7 @@ def _reconcile_placed(
         )
         step.event("Normal", "Running", f"All {spec.workers} worker(s) running")
     if all(pod.phase == "Running" for pod in alive.values()):
-        _periodic_checkpoint(step, alive)
-
-
-def _run_start(alive: dict[int, WorkerPod]) -> datetime | None:
-    """When the gang as it is now started running: its last worker's start (a worker replaced
-    in place re-forms the rendezvous, and checkpoint requests from before are moot)."""
-    starts = [pod.start_time for pod in alive.values()]
-    if not starts or any(start is None for start in starts):
-        return None
-    return max(start for start in starts if start is not None)
-
-
-def _worker_views(alive: dict[int, WorkerPod]) -> list[checkpoints.WorkerView]:
-    return [
-        checkpoints.WorkerView(pod.name, pod.index, pod.checkpoint, pod.pod_ip)
-        for pod in sorted(alive.values(), key=_index)
-    ]
-
-
-def _hook_actions(step: _Step, spec: TrainingJobSpec, plan: checkpoints.CheckpointPlan) -> None:
-    """The checkpoint request of a plan: annotations, or calls of the httpGet hook."""
-    if plan.request is not None and plan.annotate:
-        request = ((CHECKPOINT_REQUESTED, str(plan.request)),)
-        step.decision.add(*(AnnotatePod(name, request) for name in plan.annotate))
-    if plan.calls:
-        step.decision.add(
-            *(
-                CallHook(call.pod, call.url, call.request_id, spec.checkpoint.timeout_seconds)
-                for call in plan.calls
-            )
-        )
-
-
-def _periodic_checkpoint(step: _Step, alive: dict[int, WorkerPod]) -> None:
-    """Periodic checkpoint requests of a running gang (`checkpoint.intervalSeconds`), through
-    the same protocol as on a notice. Writes stay bounded: the request is annotations on the
-    pods, the status changes only when a checkpoint completes (`lastCheckpoint`) or a request
-    times out (condition `Checkpointed`, once per request); a timer wakes the job when the next
-    request is due or the wait ends."""
-    spec, status, now = step.job.spec, step.status, step.now
-    policy = spec.checkpoint
-    plan = checkpoints.plan(
-        policy,
-        _worker_views(alive),
-        status.last_checkpoint,
-        now=now,
-        running_since=_run_start(alive),
-    )
-    status.last_checkpoint = plan.last_checkpoint
-    _hook_actions(step, spec, plan)
-    last = plan.last_checkpoint
-    if plan.completed and last is not None:
-        where = f" at {last.uri}" if last.uri else ""
-        _checkpoint_condition(
-            step, "True", "CheckpointCompleted", f"checkpoint {last.id}: step {last.step}{where}"
-        )
-    elif plan.timed_out and plan.request is not None:
-        kept = f"lastCheckpoint stays {last.id} (step {last.step})" if last else "no checkpoint yet"
-        problems = f" ({'; '.join(plan.problems)})" if plan.problems else ""
-        _checkpoint_condition(
-            step,
-            "False",
-            "CheckpointTimeout",
-            f"worker(s) {', '.join(plan.missing)} did not acknowledge checkpoint {plan.request} "
-            f"within {policy.timeout_seconds}s{problems}; {kept}",
-        )
-    if plan.next_check is not None:
-        step.decision.add(RequeueAfter(max(0.5, (plan.next_check - now).total_seconds())))
-
-
-def _checkpoint_condition(step: _Step, state: ConditionStatus, reason: str, message: str) -> None:
-    """Condition `Checkpointed`: an event when its status or reason changes (not for every
-    periodic checkpoint)."""
-    before = get_condition(step.status.conditions, "Checkpointed")
-    step.condition("Checkpointed", state, reason, message)
-    if before is None or before.status != state or before.reason != reason:
-        step.event("Normal" if state == "True" else "Warning", reason, message)
-
-
-def _index(pod: WorkerPod) -> int:
-    return pod.index
-
-
-def _reason_for(
-    status: TrainingJobStatus, node: str | None, notice: Notice | None, default: RestartReason
-) -> RestartReason:
-    if status.disruption is not None and status.disruption.node == node:
-        return status.disruption.reason
-    if notice is not None:
-        return notice.restart_class
-    return default
-
-
-def _interruption_of(
-    step: _Step, pod: WorkerPod, node_problem: NodeProblem, node_notice: NodeNotice
-) -> tuple[RestartReason, str] | None:
-    """A failed worker that was taken by the platform (its node noticed, lost, or the pod marked
-    DisruptionTarget) is an interruption, not an application error."""
-    node = pod.node or pod.planned_node
-    notice = node_notice(node) if node else None
-    if pod.disruption is not None:
-        reason = _reason_for(step.status, node, notice, "Maintenance")
-        return (
-            reason,
-            f"worker {pod.index} on {node}: terminated by the platform ({pod.disruption})",
-        )
-    if notice is not None or (
-        step.status.disruption is not None and step.status.disruption.node == node
-    ):
-        reason = _reason_for(step.status, node, notice, "Maintenance")
-        signal = notice.signal if notice is not None else step.status.disruption.signal  # type: ignore[union-attr]
-        return reason, f"worker {pod.index} on {node}: {signal}"
-    problem = node_problem(node) if node else None
-    if problem:
-        return "NodeFailure", f"worker {pod.index} on {node}: {problem}"
-    return None
-
-
-def _on_notice(
-    step: _Step,
-    current: Sequence[WorkerPod],
-    alive: dict[int, WorkerPod],
-    live: Charge,
-    price: Price | None,
-    noticed: list[tuple[int, str, Notice]],
-    replace_workers: ReplaceWorkers | None = None,
-) -> None:
-    """A node of the running gang got a termination notice: checkpoint (bounded by the notice),
-    then move the affected workers (in place, when the span domain has room for them) or the
-    whole gang, resuming from the newest complete checkpoint."""
-    spec, status, now = step.job.spec, step.status, step.now
-    nodes = {node for _, node, _ in noticed}
-    disruption = status.disruption
-    if disruption is None or disruption.node not in nodes:
-        _, node, notice = min(
-            noticed, key=lambda item: (item[2].deadline_after(now) or now, item[0])
-        )
-        disruption = DisruptionStatus(
-            node=node,
-            source=notice.source,
-            signal=notice.signal,
-            reason=notice.restart_class,
-            seen=now,
-            deadline=notice.deadline_after(now),
-        )
-        status.disruption = disruption
-        workers = sorted(i for i, n, _ in noticed)
-        until = f" by {disruption.deadline:%H:%M:%S}" if disruption.deadline else ""
-        step.event(
-            "Warning",
-            "TerminationNotice",
-            f"{node} goes{until} ({notice.signal}, {notice.source}); worker(s) "
-            f"{', '.join(map(str, workers))} affected; checkpointing before the gang moves",
-        )
-    why = f"{disruption.node}: {disruption.signal}"
-    saved = False
-    if spec.checkpoint.on_interruption:
-        plan = checkpoints.plan(
-            spec.checkpoint,
-            _worker_views(alive),
-            status.last_checkpoint,
-            now=now,
-            running_since=_run_start(alive),
-            notice_seen=disruption.seen,
-            notice_deadline=disruption.deadline,
-        )
-        status.last_checkpoint = plan.last_checkpoint
-        _hook_actions(step, spec, plan)
-        if plan.waiting and plan.wait_until is not None:
-            if status.phase != "Checkpointing":
-                step.phase("Checkpointing")
-            step.decision.add(RequeueAfter(max(0.5, (plan.wait_until - now).total_seconds())))
-            return
-        if plan.timed_out:
-            why += (
-                f"; worker(s) {', '.join(plan.missing)} did not acknowledge checkpoint "
-                f"{plan.request} in time"
-            )
-        else:
-            saved = True  # every worker acknowledged the notice's checkpoint
-    last = status.last_checkpoint
-    since = (last.time if last is not None else None) or status.start_time
-    lost = 0.0 if saved else (max(0.0, (now - since).total_seconds()) if since else None)
-    affected = sorted({index for index, _, _ in noticed})
-    if replace_workers is not None and len(affected) < spec.workers:
-        assert status.placement is not None
-        found = replace_workers(status.placement, affected)
-        if not isinstance(found, str):
-            _replace_in_place(
-                step, alive, price, dict(zip(affected, found, strict=True)), why, lost
-            )
-            return
-        why += (
-            f"; no room for worker(s) {', '.join(map(str, affected))} in the gang's span domain "
-            f"({found})"
-        )
-    _interrupt(
-        step, current, live, price, disruption.reason, why, lost, disruption.seen, disruption.source
-    )
-
-
-def _replace_in_place(
-    step: _Step,
-    alive: dict[int, WorkerPod],
-    price: Price | None,
-    moves: dict[int, str],
-    why: str,
-    lost_work_seconds: float | None,
-) -> None:
-    """Move only the affected workers, inside the span domain; the others keep running and
-    their rendezvous re-forms around the new ones. Same attempt: each new worker's pod gets the
-    next replacement count in its name (the old pod may still be terminating on the noticed
-    node), all are created gated and ungated together once all exist (binding of the replaced
-    workers is all-or-nothing), and the status that records the new nodes is written first."""
-    status, now, spec = step.status, step.now, step.job.spec
-    placement = status.placement
-    disruption = status.disruption
-    assert placement is not None and disruption is not None
-    moving = [alive[index] for index in sorted(moves)]
-    # Their usage ends here; the attempt's live usage counts only the workers that stay.
-    accounting.settle(
-        status,
-        accounting.live_usage(moving, spec.accelerators_per_worker, now, price),
-        price,
-    )
-    step.settled.update(pod.name for pod in moving)
-    counts = [placement.replacement(i) for i in range(len(placement.nodes))]
-    for index, node in moves.items():
-        placement.nodes[index] = node
-        counts[index] += 1
-    placement.replacements = counts
-    placement.time = now  # the new workers get their own time to bind
-    step.delete(moving)
-    status.workers = _count([pod for i, pod in alive.items() if i not in moves], spec.workers)
-    step.decision.add(
-        *(CreateWorker(i, status.attempt, moves[i], counts[i]) for i in sorted(moves))
-    )
-    # Nominated at once, as any new worker is (the room kept for it until it binds).
-    step.decision.add(
-        *(
-            Nominate(worker_pod_name(step.job.name, i, status.attempt, counts[i]), moves[i])
-            for i in sorted(moves)
-        )
-    )
-    reason = disruption.reason
-    kept = [str(i) for i in range(spec.workers) if i not in moves]
-    where = f"{placement.level} {placement.domain}" if placement.level else f"pool {placement.pool}"
-    message = (
-        f"{why}; replacing worker(s) "
-        + ", ".join(f"{i} ({alive[i].node} -> {node})" for i, node in sorted(moves.items()))
-        + f" in place within {where}; worker(s) {', '.join(kept)} keep running"
-    )
-    last = status.last_checkpoint
-    _record_interruption(
-        step,
-        reason,
-        message,
-        lost_work_seconds,
-        disruption.seen,
-        disruption.source,
-        (
-            f"the new worker(s) start from checkpoint {last.id} (step {last.step})"
-            if last is not None
-            else "no checkpoint yet"
-        ),
-    )
-
-
-def _reform_failure(step: _Step, pod: WorkerPod) -> tuple[RestartReason, str] | None:
-    """A worker that kept running through an in-place replacement and fails before the gang runs
-    again (its collective timed out while the rendezvous re-formed, say) is the interruption's
-    fallout, not an application error: the whole gang starts again, and the interruption is not
-    counted twice."""
-    status = step.status
-    restart = status.last_restart
-    if (
-        status.phase != "Recovering"
-        or restart is None
-        or restart.reason == "AppError"
-        or pod.start_time is None
-        or pod.start_time >= restart.time
-    ):
-        return None
-    return restart.reason, (
-        f"worker {pod.index} failed while the gang re-formed after an in-place replacement "
-        f"({pod.failure}); restarting the whole gang"
-    )
-
-
-def _interrupt(
-    step: _Step,
-    current: Sequence[WorkerPod],
-    live: Charge,
-    price: Price | None,
-    reason: RestartReason,
-    message: str,
-    lost_work_seconds: float | None = None,
-    since: datetime | None = None,
-    source: str | None = None,
-    count: bool = True,
-) -> None:
-    """The gang moves because of the platform: counted in `interruptions` (unless it is part of
-    one already counted), never against maxRestarts; it is placed again at once (no backoff),
-    resuming from lastCheckpoint."""
-    status, now = step.status, step.now
-    _end_attempt(step, current, live, price)
-    if lost_work_seconds is None and reason != "AppError":
-        last = status.last_checkpoint
-        since_save = (last.time if last is not None else None) or status.start_time
-        lost_work_seconds = max(0.0, (now - since_save).total_seconds()) if since_save else None
-    last = status.last_checkpoint
-    _record_interruption(
-        step,
-        reason,
-        message,
-        lost_work_seconds,
-        since or now,
-        source or (status.disruption.source if status.disruption else None),
-        "re-placing the gang, "
-        + (
-            f"resuming from checkpoint {last.id} (step {last.step})"
-            if last is not None
-            else "no checkpoint yet: starting over"
-        ),
-        count=count,
-    )
-    step.enqueue()
-    step.condition("Placed", "False", INTERRUPTED, message)
-
-
-def _record_interruption(
-    step: _Step,
-    reason: RestartReason,
-    message: str,
-    lost_work_seconds: float | None,
-    since: datetime,
-    source: str | None,
-    resume: str,
-    count: bool = True,
-) -> None:
-    """What every interruption records, however the gang moves: `interruptions` (unless this is
-    part of one already counted), `lastRestart`, phase Recovering, Running=False, and one event
-    saying what was lost and where the workers resume."""
-    status = step.status
-    if count:
-        status.interruptions += 1
-    status.last_restart = RestartRecord(
-        reason=reason,
-        time=step.now,
-        message=message,
-        lost_work_seconds=lost_work_seconds,
-        since=since,
-        source=source,
-    )
-    status.disruption = None
-    status.requeue_state = None
-    step.phase("Recovering")
-    step.condition("Running", "False", reason, message)
-    lost = f"; {lost_work_seconds:.0f}s of work lost" if lost_work_seconds else ""
-    step.event(
-        "Warning",
-        reason,
-        f"Interruption {status.interruptions} ({reason}): {message}; {resume}{lost} "
-        "(interruptions do not count against maxRestarts)",
-    )
+        recovery.periodic_checkpoint(step, alive)
 
 
 def _lost_race(
@@ -1043,12 +596,12 @@ def refuse(
         status.queued_since = job.created
     _admitted(status, job, now)
     why, message = "NoFit", reason
-    if before is not None and before.reason == INTERRUPTED:
+    if before is not None and before.reason == recovery.INTERRUPTED:
         # An interrupted gang keeps saying so while it waits (it keeps its creation time, so it
         # stays ahead of newer jobs of its priority); the solver's reason follows.
         restart = status.last_restart
         cause = restart.reason if restart is not None else "an interruption"
-        why, message = INTERRUPTED, f"{INTERRUPTED_WAITING} ({cause}): {reason}"
+        why, message = recovery.INTERRUPTED, f"{recovery.INTERRUPTED_WAITING} ({cause}): {reason}"
     status.conditions = set_condition(
         status.conditions, "Placed", "False", why, message, now, job.generation
     )
@@ -1057,7 +610,10 @@ def refuse(
     changed = (
         before is None
         or before.reason != why
-        or (why == INTERRUPTED and not before.message.startswith(INTERRUPTED_WAITING))
+        or (
+            why == recovery.INTERRUPTED
+            and not before.message.startswith(recovery.INTERRUPTED_WAITING)
+        )
     )
     return status, (Emit("Normal", "Queued", message) if changed else None)
 

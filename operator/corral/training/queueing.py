@@ -16,14 +16,8 @@ from corral.scheduling.queue import Held, Inadmissible
 from corral.scheduling.tenancy import PodFacts
 from corral.training.accounting import budget_refusal
 from corral.training.cluster import JobRecord, TrainingCluster, ledger_owner
-from corral.training.lifecycle import (
-    JobView,
-    admit,
-    defer,
-    refusal_unchanged,
-    refuse,
-    wait_inadmissible,
-)
+from corral.training.lifecycle import admit, defer, refusal_unchanged, refuse, wait_inadmissible
+from corral.training.step import JobView
 
 WAITING_PHASES = ("Pending", "Queued", "Recovering")
 
