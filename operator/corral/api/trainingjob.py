@@ -135,6 +135,21 @@ class Checkpoint(SpecModel):
     """How long to wait for a requested checkpoint before giving up on it."""
 
 
+class Progress(SpecModel):
+    """How far the job is and how fast it goes: what the deadline spot policy measures
+    (docs/disruption.md). With `spec.deadline`, and pools offering spot and on-demand, the job
+    runs on spot while it is ahead of the straight line to its deadline, on on-demand when it
+    falls behind."""
+
+    total_steps: Annotated[int, Field(ge=1, le=10**15)]
+    """Steps the job needs in all; its progress is the step of `status.lastCheckpoint`."""
+    steps_per_hour: Annotated[float, Field(gt=0, le=1e15)] | None = None
+    """Steps the gang makes per hour of running. Unset: learned from the checkpoints' steps
+    (`status.capacity.stepsPerHour`); until then the policy does not decide."""
+    restart_overhead_seconds: Annotated[int, Field(ge=0, le=86400)] = 600
+    """What a (re)start costs before steps resume: placement, image, loading the checkpoint."""
+
+
 class Budget(SpecModel):
     """Ceilings on what the job may use, over all its attempts. Admission refuses a placement
     whose expected use would exceed one (the job waits, `BudgetExceeded`); a running job that
@@ -200,7 +215,10 @@ class TrainingJobSpec(WorkloadSelection):
     template: PodTemplateSpec
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     deadline: Time | None = None
-    """The spot policy must finish the job by then."""
+    """The spot policy must finish the job by then (with `progress`)."""
+    progress: Progress | None = None
+    """Total steps and steps per hour: with `deadline`, the spot policy decides spot, on-demand
+    or waiting at each event."""
     budget: Budget = Field(default_factory=Budget)
     priority: Annotated[
         int,
@@ -372,6 +390,30 @@ class RestartRecord(StatusModel):
     """The notice's source (aws-nth, karpenter, gke, aks, kubelet, node-condition, corral)."""
 
 
+CapacityChoice = Literal["spot", "on-demand", "none"]
+
+
+class CapacityStatus(StatusModel):
+    """The deadline spot policy's decision (spec.deadline with spec.progress)."""
+
+    type: CapacityChoice
+    """What the gang should run on now: spot, on-demand, or none (wait for spot)."""
+    reason: str
+    """Why, in numbers (as of the last change of `type`)."""
+    since: Time
+    """When `type` last changed."""
+    placed: CapacityChoice | None = None
+    """What the current placement runs on (a running gang is not moved when `type` changes:
+    the choice applies at its next placement)."""
+    committed: bool = False
+    """The safety net fired: on-demand until the end."""
+    steps_per_hour: float | None = None
+    """Learned from the checkpoints (when spec.progress.stepsPerHour is unset)."""
+    rate_step: int | None = None
+    rate_time: Time | None = None
+    """The step and time the next learned rate counts from (reset when the gang starts)."""
+
+
 class TrainingJobStatus(StatusModel):
     observed_generation: int | None = None
     phase: TrainingPhase = "Pending"
@@ -400,6 +442,8 @@ class TrainingJobStatus(StatusModel):
     """Total time spent waiting for placement."""
     deferred_until: Time | None = None
     """The job waits for a lower-carbon window until then (spec.carbonDeferral)."""
+    capacity: CapacityStatus | None = None
+    """The deadline spot policy's decision (spec.deadline with spec.progress)."""
     accounting: Accounting = Field(default_factory=Accounting)
     requeue_state: RequeueState | None = None
     start_time: Time | None = None

@@ -68,10 +68,10 @@ class State:
     running: Capacity
     spot_available: bool
     committed: bool = False
+    """The safety net fired earlier: on-demand until the end."""
     at_risk: float = 0.0
     """Hours of work a reclaim would lose (done since the last checkpoint; 0 when the workload
     checkpoints on notice). The safety net keeps it in reserve while running on spot."""
-    """The safety net fired earlier: on-demand until the end."""
 
 
 @dataclass(frozen=True)
@@ -174,3 +174,48 @@ class StepRate:
         if not self.per_hour:
             return None
         return steps / self.per_hour
+
+
+@dataclass(frozen=True)
+class DeadlineProblem:
+    """A job's deadline problem as the operator sees it: times and steps, not hours."""
+
+    start: datetime
+    """When the job was submitted: the line runs from here."""
+    deadline: datetime
+    total_steps: int
+    restart_overhead_seconds: float
+    granularity_seconds: float = 0.0
+    """The longest time between two decisions (the operator's policy timer)."""
+
+
+def decide_for(
+    problem: DeadlineProblem,
+    *,
+    now: datetime,
+    steps_per_hour: float | None,
+    done_step: int,
+    running: Capacity,
+    spot_available: bool,
+    committed: bool,
+    at_risk_seconds: float = 0.0,
+) -> Decision | None:
+    """`decide` on a job's steps: progress is `done_step` (the last checkpoint's) over the rate;
+    None while the rate is unknown (neither in the spec nor learned yet)."""
+    if not steps_per_hour:
+        return None
+    job = Job(
+        total_work=problem.total_steps / steps_per_hour,
+        deadline=hours_between(problem.start, problem.deadline),
+        restart_overhead=problem.restart_overhead_seconds / 3600.0,
+        granularity=problem.granularity_seconds / 3600.0,
+    )
+    state = State(
+        now=hours_between(problem.start, now),
+        done_work=min(done_step, problem.total_steps) / steps_per_hour,
+        running=running,
+        spot_available=spot_available,
+        committed=committed,
+        at_risk=at_risk_seconds / 3600.0,
+    )
+    return decide(job, state)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from corral.api.conditions import get_condition, set_condition
 from corral.api.names import worker_pod_name
 from corral.api.trainingjob import (
+    CapacityStatus,
     PlacementStatus,
     RequeueState,
     RestartRecord,
@@ -527,18 +528,25 @@ def _admitted(status: TrainingJobStatus, job: JobView, now: datetime) -> None:
     )
 
 
-def defer(
-    job: JobView, until: datetime, reason: str, now: datetime
-) -> tuple[TrainingJobStatus, Emit | None]:
-    """The status of a job that waits for a lower-carbon window (spec.carbonDeferral) until
-    `until`: Queued, `status.deferredUntil` set, `Placed=False` (CarbonDeferred) saying why; one
-    event per window."""
+def _waiting(job: JobView) -> TrainingJobStatus:
+    """The status of a job the pass keeps waiting: Queued (from Pending), waiting since its
+    creation unless it was already."""
     status = job.status.model_copy(deep=True)
     status.observed_generation = job.generation
     if status.phase == "Pending":
         status.phase = "Queued"
     if status.queued_since is None:
         status.queued_since = job.created
+    return status
+
+
+def defer(
+    job: JobView, until: datetime, reason: str, now: datetime
+) -> tuple[TrainingJobStatus, Emit | None]:
+    """The status of a job that waits for a lower-carbon window (spec.carbonDeferral) until
+    `until`: Queued, `status.deferredUntil` set, `Placed=False` (CarbonDeferred) saying why; one
+    event per window."""
+    status = _waiting(job)
     before = status.deferred_until
     status.deferred_until = until
     _admitted(status, job, now)
@@ -567,6 +575,20 @@ def refusal_unchanged(job: JobView, reason: str) -> bool:
         and (placed.status, placed.reason, placed.message, placed.observed_generation)
         == ("False", "NoFit", reason, generation)
     )
+
+
+def wait_for_spot(job: JobView, chosen: CapacityStatus, now: datetime) -> TrainingJobStatus:
+    """The status of a job the deadline spot policy keeps waiting for spot (it is ahead of the
+    line, or not behind by more than the tolerance): Queued, `Placed=False` (WaitingForSpot)
+    saying why as of the choice (so waiting writes nothing new each pass), `status.capacity`
+    recording it."""
+    status = _waiting(job)
+    status.capacity = chosen
+    _admitted(status, job, now)
+    status.conditions = set_condition(
+        status.conditions, "Placed", "False", "WaitingForSpot", chosen.reason, now, job.generation
+    )
+    return status
 
 
 def refuse(
@@ -624,13 +646,8 @@ def wait_inadmissible(
     """The status of a job refused before placement (quota, pool access, budget, an unknown
     PriorityClass, no node it could ever use): Queued, holding nothing, the reason in the
     conditions; a Warning event each time the reason changes."""
-    status = job.status.model_copy(deep=True)
-    status.observed_generation = job.generation
+    status = _waiting(job)
     before = next((c for c in status.conditions if c.type == "Placed"), None)
-    if status.phase == "Pending":
-        status.phase = "Queued"
-    if status.queued_since is None:
-        status.queued_since = job.created
     if refusal.admitted:
         _admitted(status, job, now)
     else:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
 from corral.api.names import worker_pod_name
 from corral.api.template import pod_spec
+from corral.api.trainingjob import CapacityChoice, CapacityStatus, TrainingJobStatus
 from corral.cost import deferral
 from corral.fleet.snapshot import FleetSnapshot
 from corral.placement import NoFit, Placement, PlacementRequest, candidate_pools, place
@@ -14,9 +16,17 @@ from corral.scheduling import cycle
 from corral.scheduling.actions import Decision, Emit, RequeueAfter
 from corral.scheduling.queue import Held, Inadmissible
 from corral.scheduling.tenancy import PodFacts
+from corral.training import capacity
 from corral.training.accounting import budget_refusal
 from corral.training.cluster import JobRecord, TrainingCluster, ledger_owner
-from corral.training.lifecycle import admit, defer, refusal_unchanged, refuse, wait_inadmissible
+from corral.training.lifecycle import (
+    admit,
+    defer,
+    refusal_unchanged,
+    refuse,
+    wait_for_spot,
+    wait_inadmissible,
+)
 from corral.training.step import JobView
 
 WAITING_PHASES = ("Pending", "Queued", "Recovering")
@@ -131,12 +141,88 @@ def _refused(
     return Inadmissible("BudgetExceeded", problem) if problem is not None else None
 
 
+@dataclass
+class _Choice:
+    """The deadline spot policy's decision for one waiting job, to record with its verdict."""
+
+    status: CapacityStatus
+    event: Emit | None
+
+
+def _capacity_policy(
+    cluster: TrainingCluster, entries: list[tuple[JobRecord, cycle.Candidate]], now: datetime
+) -> tuple[list[tuple[JobRecord, cycle.Candidate]], list[Verdict], dict[str, _Choice]]:
+    """The deadline spot policy (corral.training.capacity) for jobs it applies to: each is
+    offered only the capacity it chose, or waits for spot (holding no pool, looked at again
+    within POLICY_SECONDS and whenever capacity changes)."""
+    kept, verdicts, choices = [], [], {}
+    for record, candidate in entries:
+        view = record.view
+        assert view is not None
+        if not capacity.applies(view.spec) or not capacity.offers_choice(
+            cluster.snapshot, candidate.request
+        ):
+            kept.append((record, candidate))
+            continue
+        status = view.status
+        available = capacity.spot_available(cluster.snapshot, candidate.request)
+        decision = capacity.decide(view.spec, status, view.created, now, "none", available)
+        if decision is None:
+            waiting_rate = capacity.waiting_for_rate(status, now)
+            choices[record.key] = _Choice(waiting_rate, None)
+            kept.append((record, candidate))
+            continue
+        chosen, changed = capacity.record(status, decision, now)
+        event = Emit("Normal", "CapacityPolicy", decision.reason) if changed else None
+        if decision.capacity != "none":
+            request = capacity.restrict(candidate.request, decision.capacity)
+            choices[record.key] = _Choice(chosen, event)
+            kept.append((record, dataclasses.replace(candidate, request=request)))
+            continue
+        waiting_status = wait_for_spot(view, chosen, now)
+        result = Decision(waiting_status)
+        if event is not None:
+            result.add(event)
+        result.add(RequeueAfter(capacity.POLICY_SECONDS))
+        verdicts.append(Verdict(record, result))
+    return kept, verdicts, choices
+
+
+def _unchanged(view: JobView, choice: _Choice | None) -> bool:
+    """Whether the policy's choice adds nothing to the job's status (nor an event)."""
+    return choice is None or (choice.event is None and choice.status == view.status.capacity)
+
+
+def _record_choice(
+    snapshot: FleetSnapshot,
+    status: TrainingJobStatus,
+    decision: Decision,
+    choice: _Choice,
+    result: object,
+    now: datetime,
+) -> None:
+    """The policy's choice goes into the verdict's status (with what the gang was placed on,
+    and the learned rate counting from its start) and its event, if the choice changed."""
+    status.capacity = choice.status
+    if isinstance(result, Placement):
+        pool = snapshot.pools[result.pool]
+        kinds = {pool.capacity_types.get(node) for node in result.assignments}
+        placed: CapacityChoice = "spot" if kinds == {"spot"} else "on-demand"
+        status.capacity = choice.status.model_copy(update={"placed": placed})
+        status.capacity = capacity.started(status, now)
+    if choice.event is not None:
+        decision.add(choice.event)
+
+
 def queue_pass(
     cluster: TrainingCluster, now: datetime, solve: cycle.Solve | None = None
 ) -> list[Verdict]:
     """One scheduling pass over the waiting TrainingJobs, in queue order. A job that waits for a
-    lower-carbon window (spec.carbonDeferral) is not offered capacity and holds no pool."""
+    lower-carbon window (spec.carbonDeferral) or for spot (the deadline spot policy) is not
+    offered capacity and holds no pool."""
     entries, verdicts = _defer_flexible(cluster, waiting(cluster, now), now)
+    entries, waiting_spot, choices = _capacity_policy(cluster, entries, now)
+    verdicts += waiting_spot
     if not entries:
         return verdicts
     records = {record.key: record for record, _ in entries}
@@ -152,6 +238,7 @@ def queue_pass(
         view = record.view
         assert view is not None
         result = outcome.result
+        choice = choices.get(record.key)
         if isinstance(result, Placement):
             status = admit(
                 view,
@@ -164,25 +251,26 @@ def queue_pass(
             )
             decision = Decision(status)
             decision.add(Emit("Normal", "Placed", result.explanation))
-            verdicts.append(Verdict(record, decision, result))
-            continue
-        if isinstance(result, Inadmissible):
+        elif isinstance(result, Inadmissible):
             status, event = wait_inadmissible(view, result, now)
             decision = Decision(status)
             if event is not None:
                 decision.add(event)
-            verdicts.append(Verdict(record, decision))
-            continue
-        if isinstance(result, Held):
-            reason, permanent = result.reason, False
         else:
-            assert isinstance(result, NoFit)
-            reason, permanent = result.reason, result.permanent
-        if not permanent and refusal_unchanged(view, reason):
-            continue  # already told exactly this: nothing to write
-        status, event = refuse(view, reason, permanent, now)
-        decision = Decision(status)
-        if event is not None:
-            decision.add(event)
-        verdicts.append(Verdict(record, decision))
+            if isinstance(result, Held):
+                reason, permanent = result.reason, False
+            else:
+                assert isinstance(result, NoFit)
+                reason, permanent = result.reason, result.permanent
+            if not permanent and refusal_unchanged(view, reason) and _unchanged(view, choice):
+                continue  # already told exactly this: nothing to write
+            status, event = refuse(view, reason, permanent, now)
+            decision = Decision(status)
+            if event is not None:
+                decision.add(event)
+        if choice is not None:
+            _record_choice(cluster.snapshot, status, decision, choice, result, now)
+        verdicts.append(
+            Verdict(record, decision, result if isinstance(result, Placement) else None)
+        )
     return verdicts

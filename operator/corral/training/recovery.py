@@ -27,7 +27,7 @@ from corral.disruption import checkpoints
 from corral.disruption.notices import Notice
 from corral.scheduling.actions import AnnotatePod, CallHook, CreateWorker, Nominate, RequeueAfter
 from corral.sdk.protocol import REQUESTED as CHECKPOINT_REQUESTED
-from corral.training import accounting
+from corral.training import accounting, capacity
 from corral.training.accounting import Price
 from corral.training.pods import WorkerPod
 from corral.training.replacement import ReplaceWorkers
@@ -90,7 +90,7 @@ def periodic_checkpoint(step: Step, alive: dict[int, WorkerPod]) -> None:
         now=now,
         running_since=_run_start(alive),
     )
-    status.last_checkpoint = plan.last_checkpoint
+    _advance(step, plan)
     _hook_actions(step, spec, plan)
     last = plan.last_checkpoint
     if plan.completed and last is not None:
@@ -110,6 +110,16 @@ def periodic_checkpoint(step: Step, alive: dict[int, WorkerPod]) -> None:
         )
     if plan.next_check is not None:
         step.decision.add(RequeueAfter(max(0.5, (plan.next_check - now).total_seconds())))
+
+
+def _advance(step: Step, plan: checkpoints.CheckpointPlan) -> None:
+    """`lastCheckpoint` moves (forward only: the plan saw to it); a completed checkpoint also
+    moves the deadline spot policy's learned rate (`status.capacity`)."""
+    status = step.status
+    status.last_checkpoint = plan.last_checkpoint
+    last = plan.last_checkpoint
+    if plan.completed and last is not None and last.step is not None and last.time is not None:
+        status.capacity = capacity.learn(step.job.spec, status, last.step, last.time)
 
 
 def _checkpoint_condition(step: Step, state: ConditionStatus, reason: str, message: str) -> None:
@@ -204,7 +214,7 @@ def on_notice(
             notice_seen=disruption.seen,
             notice_deadline=disruption.deadline,
         )
-        status.last_checkpoint = plan.last_checkpoint
+        _advance(step, plan)
         _hook_actions(step, spec, plan)
         if plan.waiting and plan.wait_until is not None:
             if status.phase != "Checkpointing":
