@@ -4,6 +4,7 @@ so the scheduling pass, `corral plan`, in-place replacement and the pool status 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ from corral.api.selection import ALL_CAPACITY_TYPES
 from corral.disruption import notices
 from corral.disruption.notices import node_usability
 from corral.fleet import FleetSnapshot
-from corral.fleet.testing import NodeBuilder, node, pool
+from corral.fleet.testing import NodeBuilder, job, node, pool
 from corral.placement import NoFit, Placement, PlacementRequest, place
+from corral.sim.memory import InMemoryCluster
 
 Obj = dict[str, Any]
 
@@ -120,3 +122,17 @@ def test_notice_status_follows_the_node() -> None:
     fleet.upsert_node(host("h0").obj())  # the drain was called off
     assert fleet.node_problem("h0") is None
     assert fleet.pools["p"].advised == set()
+
+
+def test_a_noticed_node_is_passing_not_the_job_s_own_constraint() -> None:
+    """A notice (and its platform taint) goes with the node, as a cordon does: a gang that needs
+    every node waits for capacity (NoFit, holding its pool), not as if it asked for nodes that
+    do not exist (NoMatchingNodes)."""
+    c = InMemoryCluster(
+        [host("h0").taint(notices.NTH_SPOT_ITN).obj(), host("h1").obj()],
+        [pool("p").select(pool="p").obj()],
+    )
+    key = c.submit(job("gang").workers(2).gpus(8).dict(), datetime(2026, 11, 30, tzinfo=UTC))
+    c.run_pass(datetime(2026, 11, 30, tzinfo=UTC))
+    placed = next(x for x in c.jobs[key]["status"]["conditions"] if x["type"] == "Placed")
+    assert (placed["status"], placed["reason"]) == ("False", "NoFit"), placed
