@@ -131,6 +131,7 @@ def gangs(args: argparse.Namespace) -> dict[str, Any]:
     nodes = fleet(*hosts)
     devices = len(nodes) * 8
     hours, warmup = (8.0, 2.0) if args.quick else (24.0, 8.0)
+    hours, warmup = args.hours or hours, args.warmup_hours or warmup
     if args.workload:
         jobs = load_workload(args.workload)
         warmup = 0.0
@@ -230,7 +231,10 @@ def cost_per_work(args: argparse.Namespace) -> dict[str, Any]:
         size_mix=((1, 0.4), (2, 0.1), (4, 0.2), (8, 0.2), (16, 0.1)), max_seconds=12 * 3600.0
     )
     base = generate(params, count * 8, 12.0, 0.4, args.seed)
-    accepts = {"accelerators": ("A100", "H100"), "throughput": (("A100", 1.0), ("H100", 3.0))}
+    accepts: dict[str, Any] = {
+        "accelerators": ("A100", "H100"),
+        "throughput": (("A100", 1.0), ("H100", 3.0)),
+    }
     print(f"cost per work: 2 x {count} hosts, {len(base)} jobs", file=sys.stderr)
     out = {}
     for objective in ("Default", "CostPerWork"):
@@ -356,6 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "simulate.json"))
     parser.add_argument("--skip-openb", action="store_true")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        help="gangs: arrival window (run times go up to 24 h: a window "
+        "several times that loads the fleet)",
+    )
+    parser.add_argument("--warmup-hours", type=float, help="gangs: not measured before this")
     parser.add_argument("--openb", metavar="DIR", help="the openb trace's csv folder")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -369,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         "platform": platform.platform(),
         "seconds": round(time.perf_counter() - started, 1),
         "quick": args.quick,
+        "argv": sys.argv[1:] if argv is None else argv,
         "seed": args.seed,
     }
     print(table(results))
