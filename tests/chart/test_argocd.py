@@ -3,12 +3,15 @@ dialect of Argo CD's gopher-lua) against sample objects in every state."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 from lupa import lua51
 from tests.chart.helm import ROOT
+
+from corral.disruption import notices
 
 CONFIG = yaml.safe_load((ROOT / "docs" / "argocd" / "argocd-cm.yaml").read_text())["data"]
 HEALTH = "resource.customizations.health.corral.dev_"
@@ -232,7 +235,7 @@ def _action(name: str) -> str:
 @pytest.mark.parametrize(
     ("phase", "suspend", "enabled"),
     [
-        ("Running", False, {"suspend"}),
+        ("Running", False, {"suspend", "checkpoint-now"}),
         ("Queued", False, {"suspend"}),
         ("Suspended", True, {"resume"}),
         ("Succeeded", False, set()),
@@ -251,3 +254,13 @@ def test_actions_set_spec_suspend_and_nothing_else(name: str, suspend: bool) -> 
     assert after["spec"]["suspend"] is suspend
     assert {**after, "spec": {}} == {**before, "spec": {}}
     assert after["spec"]["workers"] == 2
+
+
+def test_checkpoint_now_annotates_the_job_with_the_time_and_nothing_else() -> None:
+    before = job("Running", SERVING)
+    after = run_lua(_action("checkpoint-now"), before)
+    stamp = after["metadata"]["annotations"].pop("corral.dev/checkpoint-now")
+    assert notices.parse_time(stamp) is not None, stamp
+    assert abs((notices.parse_time(stamp) - datetime.now(UTC)).total_seconds()) < 60  # type: ignore[operator]
+    assert after["metadata"]["annotations"] == (before["metadata"].get("annotations") or {})
+    assert {**after, "metadata": {}} == {**before, "metadata": {}}

@@ -314,3 +314,58 @@ def test_last_checkpoint_step_only_grows(rounds: list[list[object]]) -> None:
             assert plan.last_checkpoint is not None and plan.last_checkpoint.step is not None
             assert plan.last_checkpoint.step >= last.step, index
         last = plan.last_checkpoint
+
+
+# --- checkpoint-now: a checkpoint asked for by a person (corral.dev/checkpoint-now) -------------
+
+MANUAL = c.RequestId.new(at(100), "manual")
+OLD_PERIODIC = c.RequestId.new(at(50), "periodic")
+
+
+@pytest.mark.parametrize(
+    ("case", "workers", "demanded", "now", "expected"),
+    [
+        ("asked: requested at once", gang(2), at(100), at(100), MANUAL),
+        ("asked before this gang ran: moot", gang(2), T0 - timedelta(hours=1), at(100), None),
+        (
+            "answered by the manual request",
+            gang(2, requested=MANUAL, acked=MANUAL, step=7),
+            at(100),
+            at(200),
+            MANUAL,
+        ),
+        (
+            "an older request settled: asked anew",
+            gang(2, requested=OLD_PERIODIC, acked=OLD_PERIODIC, step=3),
+            at(100),
+            at(100),
+            MANUAL,
+        ),
+        (
+            "an older request in flight: asked once it settles",
+            gang(2, requested=OLD_PERIODIC),
+            at(100),
+            at(100),
+            OLD_PERIODIC,
+        ),
+    ],
+)
+def test_checkpoint_now(
+    case: str,
+    workers: list[c.WorkerView],
+    demanded: object,
+    now: object,
+    expected: c.RequestId | None,
+) -> None:
+    plan = c.plan(POLICY, workers, None, now=now, running_since=T0, demanded=demanded)  # type: ignore[arg-type]
+    assert plan.request == expected, case
+    if expected == MANUAL and not any(w.annotations for w in workers):
+        assert plan.annotate == ["w0", "w1"] and plan.waiting
+
+
+def test_a_notice_comes_before_checkpoint_now() -> None:
+    plan = c.plan(
+        POLICY, gang(2), None, now=at(100), running_since=T0, demanded=at(100),
+        notice_seen=at(100), notice_deadline=at(220),
+    )  # fmt: skip
+    assert plan.request == c.RequestId.new(at(100), "notice")

@@ -21,6 +21,7 @@ from tests.disruption.test_recovery import (
 )
 
 from corral.api.conditions import get_condition
+from corral.api.names import CHECKPOINT_NOW_ANNOTATION
 from corral.api.trainingjob import TrainingJobStatus
 from corral.fleet.testing import job, pool
 from corral.sdk import protocol
@@ -137,3 +138,35 @@ def test_periodic_checkpoints_cost_one_status_write_each_over_the_real_runtime()
             await scenario(h)
 
     asyncio.run(main())
+
+
+def annotate_job(c: Any, value: str) -> None:
+    meta = c.jobs[KEY]["metadata"]
+    meta.setdefault("annotations", {})[CHECKPOINT_NOW_ANNOTATION] = value
+    meta["resourceVersion"] = c._bump()
+
+
+def test_checkpoint_now_asks_the_running_gang_once_and_a_bad_value_is_a_condition() -> None:
+    c = started(cluster(), checkpoint={"intervalSeconds": 3600, "timeoutSeconds": 60})
+    now = T0 + timedelta(seconds=120)
+    annotate_job(c, "not a time")
+    c.reconcile(KEY, now)
+    bad = condition(c)
+    assert bad is not None and bad.reason == "InvalidCheckpointRequest"
+    assert CHECKPOINT_NOW_ANNOTATION in bad.message and "RFC 3339" in bad.message
+    assert requested(c) == {None}
+
+    annotate_job(c, now.strftime("%Y-%m-%dT%H:%M:%SZ"))  # as Argo CD's checkpoint-now action
+    c.reconcile(KEY, now + timedelta(seconds=1))
+    (request,) = requested(c)
+    assert request == f"{int((now + timedelta(seconds=1)).timestamp())}-manual"
+    assert condition(c) is None, "the complaint went with the bad value"
+    writes = c.recorded.writes
+    c.reconcile(KEY, now + timedelta(seconds=5))
+    assert requested(c) == {request} and c.recorded.writes == writes, "asked once"
+
+    ack(c, request, 1500)
+    c.reconcile(KEY, now + timedelta(seconds=10))
+    assert status(c)["lastCheckpoint"]["id"] == request
+    c.reconcile(KEY, now + timedelta(seconds=20))
+    assert requested(c) == {request}, "answered: not asked again"

@@ -16,6 +16,9 @@ TEAM_LABEL = "corral.dev/team"
 """On a TrainingJob (or InferenceService): the team its usage is charged to (docs/economics.md)."""
 NODE_ANNOTATION = "corral.dev/node"
 """The node Corral chose for a worker: counts the pod's devices there before it is bound."""
+CHECKPOINT_NOW_ANNOTATION = "corral.dev/checkpoint-now"
+"""On a TrainingJob, set by a person or a tool (Argo CD's "checkpoint-now" action): an RFC 3339
+time; the running gang is asked for a checkpoint unless one was requested at or after it."""
 PLACEMENT_GATE = "corral.dev/placement"
 """Scheduling gate held until every pod of the gang exists (binding is all-or-nothing)."""
 

@@ -26,11 +26,11 @@ from typing import Any, Literal
 from corral.api.trainingjob import Checkpoint, CheckpointRecord
 from corral.sdk import protocol
 
-RequestReason = Literal["periodic", "notice"]
+RequestReason = Literal["periodic", "notice", "manual"]
 NOTICE_MARGIN_SECONDS = 10.0
 """Kept between the end of a checkpoint wait and a notice's deadline, to delete and move the
 workers before the node goes."""
-_REASONS: tuple[RequestReason, ...] = ("periodic", "notice")
+_REASONS: tuple[RequestReason, ...] = ("periodic", "notice", "manual")
 
 
 @dataclass(frozen=True, order=True)
@@ -257,9 +257,12 @@ def plan(
     notice_seen: datetime | None = None,
     notice_deadline: datetime | None = None,
     margin_seconds: float = NOTICE_MARGIN_SECONDS,
+    demanded: datetime | None = None,
 ) -> CheckpointPlan:
     """The checkpoint step of a running gang. `notice_seen`/`notice_deadline`: a binding notice
-    on one of its nodes (when it was first seen, when the node goes)."""
+    on one of its nodes (when it was first seen, when the node goes). `demanded`: a checkpoint
+    asked for at that time (the job's `corral.dev/checkpoint-now`, at most `now`); answered by
+    any request made at or after it, and moot when it predates this gang's run."""
     round_ = read_round(workers, now)
     result = CheckpointPlan(problems=list(round_.problems))
     result.last_checkpoint, regress = advance(last, round_.complete)
@@ -289,10 +292,18 @@ def plan(
         and notice_seen is not None
         and (current is None or current.time < _second(notice_seen))
     )
+    demand_unasked = (
+        demanded is not None
+        and running_since is not None
+        and _second(demanded) >= _second(running_since)
+        and (current is None or current.time < _second(demanded))
+    )
     due = next_periodic(policy, running_since, result.last_checkpoint, current)
     fresh: RequestId | None = None
     if notice_unasked:
         fresh = RequestId.new(now, "notice")
+    elif settled and demand_unasked:
+        fresh = RequestId.new(now, "manual")
     elif settled and due is not None and now >= due:
         fresh = RequestId.new(now, "periodic")
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from corral.api import InvalidObject, TrainingJob, parse_object
+from corral.api.names import CHECKPOINT_NOW_ANNOTATION
 from corral.api.trainingjob import TrainingJobStatus
+from corral.disruption.notices import parse_time
 from corral.placement import PlacementRequest
 from corral.scheduling.cluster import Cluster
 from corral.training.pods import WorkerPod
@@ -69,6 +72,7 @@ def job_record(obj: Mapping[str, Any]) -> JobRecord:
         return JobRecord(
             key, problem="metadata: name, namespace and creationTimestamp are required"
         )
+    demand, demand_problem = _checkpoint_demand(meta_model.annotations)
     view = JobView(
         namespace=meta_model.namespace,
         name=meta_model.name,
@@ -77,5 +81,20 @@ def job_record(obj: Mapping[str, Any]) -> JobRecord:
         created=meta_model.creationTimestamp,
         spec=job.spec,
         status=job.status or TrainingJobStatus(),
+        checkpoint_demand=demand,
+        checkpoint_demand_problem=demand_problem,
     )
     return JobRecord(key, view=view, request=request)
+
+
+def _checkpoint_demand(annotations: Mapping[str, str]) -> tuple[datetime | None, str | None]:
+    text = annotations.get(CHECKPOINT_NOW_ANNOTATION)
+    if text is None:
+        return None, None
+    when = parse_time(text[:64])
+    if when is None:
+        return None, (
+            f"metadata.annotations[{CHECKPOINT_NOW_ANNOTATION}]: {text[:64]!r} is not a time; "
+            "set it to the current time in RFC 3339, e.g. $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        )
+    return when, None

@@ -83,12 +83,14 @@ def periodic_checkpoint(step: Step, alive: dict[int, WorkerPod]) -> None:
     request is due or the wait ends."""
     spec, status, now = step.job.spec, step.status, step.now
     policy = spec.checkpoint
+    demand = step.job.checkpoint_demand
     plan = checkpoints.plan(
         policy,
         _worker_views(alive),
         status.last_checkpoint,
         now=now,
         running_since=_run_start(alive),
+        demanded=min(demand, now) if demand is not None else None,
     )
     _advance(step, plan)
     _hook_actions(step, spec, plan)
@@ -108,6 +110,15 @@ def periodic_checkpoint(step: Step, alive: dict[int, WorkerPod]) -> None:
             f"worker(s) {', '.join(plan.missing)} did not acknowledge checkpoint {plan.request} "
             f"within {policy.timeout_seconds}s{problems}; {kept}",
         )
+    if step.job.checkpoint_demand_problem is not None:
+        _checkpoint_condition(
+            step, "False", "InvalidCheckpointRequest", step.job.checkpoint_demand_problem
+        )
+    else:
+        stale = get_condition(status.conditions, "Checkpointed")
+        if stale is not None and stale.reason == "InvalidCheckpointRequest":
+            # The annotation was fixed or removed: the complaint goes with it.
+            status.conditions = [c for c in status.conditions if c is not stale]
     if plan.next_check is not None:
         step.decision.add(RequeueAfter(max(0.5, (plan.next_check - now).total_seconds())))
 

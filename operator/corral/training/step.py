@@ -45,6 +45,10 @@ class JobView:
     created: datetime
     spec: TrainingJobSpec
     status: TrainingJobStatus
+    checkpoint_demand: datetime | None = None
+    """`corral.dev/checkpoint-now` read as a time (a checkpoint asked for by a person)."""
+    checkpoint_demand_problem: str | None = None
+    """The annotation is there but is not a time: what is wrong and how to fix it."""
 
     @property
     def key(self) -> str:
