@@ -52,15 +52,17 @@ def decide(
     return Seen(reconcile(builder.obj(), pods, at(now), no_problem, None, **kwargs))
 
 
-def test_new_workers_are_created_then_nominated_to_their_nodes() -> None:
+def test_new_workers_are_created_then_nominated_then_ungated() -> None:
     seen = decide([])
-    kinds = [type(a).__name__ for a in seen.actions if isinstance(a, (CreateWorker, Nominate))]
-    assert kinds == ["CreateWorker", "CreateWorker", "Nominate", "Nominate"]
+    kinds = [
+        type(a).__name__ for a in seen.actions if isinstance(a, (CreateWorker, Nominate, Ungate))
+    ]
+    assert kinds == ["CreateWorker", "CreateWorker", "Nominate", "Nominate", "Ungate", "Ungate"]
     assert [a for a in seen.actions if isinstance(a, Nominate)] == [
         Nominate("j-w0-r0", "h1"),
         Nominate("j-w1-r0", "h2"),
     ]
-    assert seen.ungate == []
+    assert seen.ungate == ["j-w0-r0", "j-w1-r0"]
 
 
 @pytest.mark.parametrize(

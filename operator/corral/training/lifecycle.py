@@ -396,6 +396,17 @@ def _reconcile_placed(
                 f"Recreating worker(s) {', '.join(map(str, missing))} on the same plan",
             )
             placement.time = now  # the recreated workers get their own time to bind
+        # The executor runs Ungate only once every CreateWorker and Nominate before it succeeded,
+        # i.e. once the whole gang exists: ungating in this same step keeps the gang
+        # all-or-nothing and spares a reconcile round before kube-scheduler may bind (a crash in
+        # between leaves gated pods, which the branch below ungates).
+        decision.add(
+            *(
+                Ungate(worker_pod_name(step.job.name, i, status.attempt, placement.replacement(i)))
+                for i in missing
+            ),
+            *(Ungate(pod.name) for pod in alive.values() if pod.gated),
+        )
     elif any(pod.gated for pod in alive.values()):
         # Every pod of the gang exists: let kube-scheduler bind them all at once (a nomination
         # lost to an operator restart is written first).
