@@ -237,6 +237,18 @@ def test_the_simulator_makes_the_operators_decisions(
     hosts = [node(f"r{r}h{h}").rack(f"r{r}").gpus(8) for r in (1, 2) for h in (1, 2)]
     pool = make_pool(hosts)
     _ensure_priority_classes(cluster)
+    # The operator must know the pool (and its 4 nodes) before the first job names it, or that
+    # job fails at once as naming no GPUPool.
+    wait_for(
+        lambda: (
+            cluster.custom.get_cluster_custom_object("corral.dev", "v1alpha1", "gpupools", pool)
+            .get("status", {})
+            .get("readyNodes")
+            == len(hosts)
+        ),
+        timeout=30,
+        message="the operator saw the pool",
+    )
     started = time.monotonic()
     real = _real_run(cluster, jobs, pool)
     simulated = _simulated_run(cluster, namespace, pool)
