@@ -6,6 +6,7 @@ not."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +54,16 @@ def test_each_source_checkpoints_replaces_in_place_and_resumes_from_the_acknowle
     jobs.create(training_job("trainer", namespace).workers(4).gpus(8).pool(pool).obj())
     status = jobs.wait_phase("trainer", "Running", timeout=60)
     for round_, source in enumerate(sources, start=1):
+        # Checkpoint request ids have whole-second resolution: a request made in the second the
+        # gang last changed cannot be told from one made before it (kwok starts a replaced worker
+        # within milliseconds; a real one takes seconds), so each round begins in a later second.
+        began = time.time()
+        wait_for(
+            lambda b=began: int(time.time()) > int(b),
+            timeout=2,
+            interval=0.05,
+            message="the next second",
+        )
         attempt = status["attempt"]
         index = round_ % 4
         noticed = status["placement"]["nodes"][index]
