@@ -84,6 +84,26 @@ def test_a_gang_is_placed_created_ungated_bound_and_running() -> None:
     run(scenario)
 
 
+def test_a_job_seen_before_its_pool_waits_for_it_and_is_placed_once_it_exists() -> None:
+    """`kubectl apply -f` of a directory (or a GitOps sync) creates a GPUPool and its jobs
+    together; the job's watch event may come first. It waits; it does not fail."""
+
+    async def scenario(h: Harness) -> None:
+        h.api.put(job("j").workers(2).gpus(8).pools("late").dict())
+        await h.converge()
+        assert h.phase("j") == "Queued"
+        assert "late" in str(h.job("j")["status"])
+        writes = h.api.writes()
+        await h.run_for(30)
+        assert h.api.writes() == writes, "waiting for the pool writes nothing more"
+        h.api.put(pool("late").select(pool="q").dict())
+        await h.converge()
+        assert h.phase("j") == "Running"
+
+    nodes = [node(f"q{i}").rack("r0").label("pool", "q").gpus(8) for i in range(2)]
+    run(scenario, Harness(nodes=nodes, pools=[]))
+
+
 # -- writes are bounded -----------------------------------------------------------------------
 
 

@@ -153,11 +153,12 @@ def _cases() -> dict[str, Case]:
     )
 
     # -- pools and selection ----------------------------------------------------------------
-    cases["an unknown pool is a permanent refusal"] = Case(
+    # A GitOps tool applies a pool and its jobs together; the job may be seen first: it waits.
+    cases["an unknown pool is waited for"] = Case(
         nodes=[node("a").gpus(8).obj()],
         job=job("j").workers(1).gpus(8).pools("h200-west"),
         reason=["pools=[h200-west]", "no GPUPool of that name", "pools: [h100]"],
-        permanent=True,
+        permanent=False,
     )
     cases["no pool of the accelerator"] = Case(
         nodes=[node("a").gpus(8).obj()],
@@ -239,7 +240,7 @@ def _cases() -> dict[str, Case]:
         pools=[],
         job=job("j").workers(1).gpus(8),
         reason=["no GPUPool exists"],
-        permanent=True,
+        permanent=False,  # waits for one
     )
     cases["across pools the narrower span wins"] = Case(
         nodes=[

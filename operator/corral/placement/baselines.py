@@ -190,7 +190,7 @@ def _across_pools(name: str, in_pool: InPool) -> Policy:
     def policy(snapshot: FleetSnapshot, request: PlacementRequest) -> Placement | NoFit:
         choice = select_pools(snapshot, request)
         if choice.refusal is not None:
-            return NoFit(choice.refusal, permanent=True)
+            return NoFit(choice.refusal, permanent=choice.permanent)
         demand = request.demand()
         refusals: list[tuple[str, str, bool]] = []
         for view in choice.views:

@@ -1,7 +1,8 @@
 """The pool-level hard constraints: which pools a gang may use at all.
 
 Each filter that leaves no pool names itself in the refusal, which is permanent: no change of
-load makes a pool of the wrong accelerator, place or capacity type acceptable.
+load makes a pool of the wrong accelerator, place or capacity type acceptable. Pools that do not
+exist are the exception: the job waits until they do.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class PoolChoice:
     views: list[PoolView]
     refusal: str | None = None
     notes: list[str] = field(default_factory=list)
+    permanent: bool = True
+    """False when the refusal is that the pools do not exist (yet): a GitOps tool applies a
+    GPUPool and its jobs together, and the job's event may come first; it waits for the pool."""
 
 
 def _keep(
@@ -55,14 +59,18 @@ def select_pools(snapshot: FleetSnapshot, request: PlacementRequest) -> PoolChoi
             known = listing(sorted(snapshot.pools)) if snapshot.pools else "none"
             plural = "s" if len(missing) > 1 else ""
             return PoolChoice(
-                [], f"pools={listing(missing)}: no GPUPool{plural} of that name (pools: {known})"
+                [],
+                f"pools={listing(missing)}: no GPUPool{plural} of that name (pools: {known})",
+                permanent=False,
             )
         if missing:
             notes.append(f"pools {listing(missing)} do not exist")
     else:
         views = [snapshot.pools[name] for name in sorted(snapshot.pools)]
         if not views:
-            return PoolChoice([], "no GPUPool exists: create one that selects the GPU nodes")
+            return PoolChoice(
+                [], "no GPUPool exists: create one that selects the GPU nodes", permanent=False
+            )
 
     steps: list[tuple[bool, Callable[[PoolView], bool], Callable[[PoolView], str], str]] = [
         (

@@ -50,7 +50,7 @@ def place(snapshot: FleetSnapshot, request: PlacementRequest) -> Placement | NoF
     """
     choice = select_pools(snapshot, request)
     if choice.refusal is not None:
-        return NoFit(choice.refusal, permanent=True)
+        return NoFit(choice.refusal, permanent=choice.permanent)
     demand = request.demand()
     best: tuple[tuple[object, ...], Placement] | None = None
     refusals: list[tuple[str, Refusal]] = []
