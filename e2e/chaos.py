@@ -72,7 +72,7 @@ class Replica:
     process: ManagedProcess | None = None
     starts: int = 0
     led: bool = False
-    last_scrape: tuple[float, float] | None = None
+    last_scrape: tuple[float, float, float] | None = None
     """(leader gauge, writes) at the previous scrape of this process."""
 
 
@@ -286,21 +286,30 @@ class Chaos:
             ).stdout
         except subprocess.TimeoutExpired:
             return
-        leader, writes = parse_metrics(text)
+        leader, writes, transitions = parse_metrics(text)
         if leader is None:
             return  # not serving yet
-        if leader == 1:
+        # Leading may start and end between two scrapes (the sampler waits on a kube-apiserver
+        # that is down, a leader is killed a second after it won): the replica's own count of
+        # transitions says whether it led meanwhile, whatever the scrapes saw.
+        if leader == 1 or transitions > 0:
             replica.led = True
         previous = replica.last_scrape
         if leader == 0 and not replica.led and writes > 0:
             self.report.non_leader_writes.append(
                 f"replica {replica.index}: {writes:g} writes, never led"
             )
-        if previous is not None and previous[0] == 0 and leader == 0 and writes > previous[1]:
+        if (
+            previous is not None
+            and previous[0] == 0
+            and leader == 0
+            and previous[2] == transitions
+            and writes > previous[1]
+        ):
             self.report.non_leader_writes.append(
                 f"replica {replica.index}: writes {previous[1]:g} -> {writes:g} while not leading"
             )
-        replica.last_scrape = (leader, writes)
+        replica.last_scrape = (leader, writes, transitions)
 
     def finish_pods(self, converge: bool = False) -> None:
         """Workers run a few seconds, then exit: 0, or 1 for worker 0 of a job meant to fail."""
@@ -499,13 +508,17 @@ class Chaos:
                 self.report.orphans.append(f"{meta['name']}: active after its job finished")
 
 
-def parse_metrics(text: str) -> tuple[float | None, float]:
-    """(corral_leader, writes other than the Lease) from a /metrics page."""
+def parse_metrics(text: str) -> tuple[float | None, float, float]:
+    """(corral_leader, writes other than the Lease, corral_leader_transitions_total) from a
+    /metrics page."""
     leader: float | None = None
     writes = 0.0
+    transitions = 0.0
     for line in text.splitlines():
         if line.startswith("corral_leader "):
             leader = float(line.split()[1])
+        elif line.startswith("corral_leader_transitions_total "):
+            transitions = float(line.split()[1])
         elif line.startswith("corral_api_requests_total{"):
             labels = dict(
                 part.split("=", 1)
@@ -515,7 +528,7 @@ def parse_metrics(text: str) -> tuple[float | None, float]:
             resource = labels.get("resource", "").strip('"')
             if verb in WRITE_VERBS and not resource.startswith("leases"):
                 writes += float(line.rsplit(" ", 1)[1])
-    return leader, writes
+    return leader, writes, transitions
 
 
 @dataclass(frozen=True)
