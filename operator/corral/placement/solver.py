@@ -43,7 +43,7 @@ class Refusal:
 
 
 def place(snapshot: FleetSnapshot, request: PlacementRequest) -> Placement | NoFit:
-    """All workers on nodes of one pool, by the objective in DESIGN.md, or NoFit.
+    """All workers on nodes of one pool, by the objective in docs/placement.md, or NoFit.
 
     Pure: reads the snapshot, changes nothing. The same snapshot and request give the same
     answer.
