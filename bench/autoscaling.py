@@ -377,6 +377,37 @@ def burst(sizes: Sequence[Request], seed: int) -> dict[str, Any]:
     }
 
 
+def new_service(sizes: Sequence[Request], seed: int) -> dict[str, Any]:
+    """A service created under a constant load: the most replicas it asked for in its first 15
+    minutes against the size it settles at (minutes 30 to 60). Its first windows began before it
+    served, so they under-count its requests. Started at a size that carries the load (70 %
+    utilisation) the first windows alone are at play; started at minReplicas it is saturated
+    at once and the standing queue is drained within a window (sized for on purpose)."""
+    rate, pool = scenario_sizes(sizes)
+    out = []
+    for busy, start in ((6, "carrying"), (20, "carrying"), (6, "min")):
+        load = rate * busy / 20
+        duration = 3600.0
+        requests = poisson(pool, lambda t, r=load: r, duration, seed)
+        initial = initial_replicas(requests) if start == "carrying" else POLICY.floor
+        run = run_policy("corral", requests, corral_decider(), TICK, initial, duration)
+        per_minute = _per_minute(run.sizes, duration)
+        early = max(per_minute[:15])
+        settled = statistics.median_low(per_minute[30:60])
+        out.append(
+            {
+                "busy_slots": busy,
+                "rate": round(load, 3),
+                "initial": initial,
+                "peak_first_15min": early,
+                "settled": settled,
+                "overshoot": round(early / settled, 2),
+                "minutes_meeting": minutes_meeting(run, duration)["all"],
+            }
+        )
+    return {"rows": out}
+
+
 def model_error(sizes: Sequence[Request], seed: int) -> dict[str, Any]:
     """The queueing model's p99 time to first token against the simulator's, at fixed replica
     counts and Poisson load from 50 % to 90 % utilisation, the model given the true service-time
@@ -522,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         "constant": constant_load(sizes, args.seed),
         "stops": traffic_stops(sizes, args.seed),
         "burst": burst(sizes, args.seed),
+        "new_service": new_service(sizes, args.seed),
         "model_error": model_error(sizes, args.seed),
     }
     print(f"\nconstant load ({scenarios['constant']['rate']} req/s, 1 h):")
@@ -530,6 +562,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {name:<7} flaps {row['flaps']}, changes after 10 min {row['changes_after_10min']} "
             f"(range {row['range_after_10min']}), minutes meeting {row['minutes_meeting']:.1%}"
+        )
+    print("\nnew service under constant load (its first windows partly covered):")
+    for row in scenarios["new_service"]["rows"]:
+        print(
+            f"  {row['rate']:g} req/s ({row['busy_slots']} busy slots) from {row['initial']}: at most "
+            f"{row['peak_first_15min']} replicas in the first 15 min, settled at {row['settled']} "
+            f"({row['overshoot']:.2f}x), minutes meeting {row['minutes_meeting']:.1%}"
         )
     error = scenarios["model_error"]
     print(

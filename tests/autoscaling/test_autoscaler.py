@@ -12,6 +12,7 @@ from tests.autoscaling.builders import E2E, TTFT, learned, load, policy
 from corral.autoscaling.autoscaler import AutoscalerState, Decision, tick
 from corral.autoscaling.observation import Observation
 from corral.autoscaling.policy import Policy
+from corral.autoscaling.recommend import recommend
 from corral.autoscaling.servingsim import Request, ServingSim, observe
 
 
@@ -173,3 +174,48 @@ def test_closed_loop_at_constant_load_settles_without_flapping() -> None:
     late = [ttft for arrival, ttft, _ in sim.served if arrival > 600]
     within = sum(1 for v in late if v <= 2.0) / len(late)
     assert within >= 0.99
+
+
+def test_a_new_services_first_windows_are_not_taken_for_a_rising_load() -> None:
+    # The service began serving at 0: until 60 s, the window began before it existed and its
+    # rate reads 1/4, 2/4, 3/4 of the true 10 req/s. That is not a trend.
+    observations = [
+        load(rate=10.0 * min(t, 60) / 60).replicas(8).build(at=float(t)) for t in range(15, 181, 15)
+    ]
+    decisions, _ = run(warm(), observations, 8, policy())
+    needed = recommend(learned(), 10.0, policy()).replicas
+    for decision in decisions:
+        assert decision.forecast_rate is not None and decision.forecast_rate <= 10.0 + 1e-9
+        assert decision.replicas <= needed
+
+
+def test_a_rising_load_at_a_steady_replica_count_is_forecast_but_not_across_a_scale_up() -> None:
+    def rising(ready_for: float) -> list[Observation]:
+        out = []
+        for t in range(300, 481, 15):
+            builder = load(rate=4.0 + t / 30).replicas(8)
+            builder.ready_since = t - ready_for
+            out.append(builder.build(at=float(t)))
+        return out
+
+    decisions, _ = run(warm(), rising(ready_for=300.0), 8, policy(max_replicas=8))
+    last = decisions[-1]
+    assert last.forecast_rate is not None and last.arrival_rate is not None
+    assert last.forecast_rate > 1.1 * last.arrival_rate  # the trend looks a start-up ahead
+
+    # The same rates, read while the ready count changed within each window: they may
+    # under-count the new replicas' requests, so they teach no trend.
+    decisions, _ = run(warm(), rising(ready_for=30.0), 8, policy(max_replicas=8))
+    assert decisions[-1].forecast_rate == decisions[-1].arrival_rate
+
+
+def test_saturated_while_replicas_start_waits_for_them_before_stepping_again() -> None:
+    model = replace(learned(mean_service=4.0), objectives={})  # service time known, TTFT not
+    jammed = load(rate=1.0, mean_service=4.0).replicas(4, starting=4).slow(40.0)
+    jammed.queued = 10.0
+    state = AutoscalerState(model=model)
+    decision, _ = tick(state, jammed.build(at=120), policy(max_replicas=64), current=8)
+    assert decision.replicas == 8  # 4 ready + 4 starting cover the 6 slots the demand needs
+    jammed.starting = 0
+    decision, _ = tick(state, jammed.build(at=120), policy(max_replicas=64), current=6)
+    assert decision.replicas == 7  # none starting, 6 there and still saturated: one more

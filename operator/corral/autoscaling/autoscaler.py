@@ -90,9 +90,12 @@ def tick(
         return _hold(state, current, "NoRequestRate", load, reports, policy)
 
     model = learn(state.model, observation, load, policy)
-    rates = state.rates.remember(now, load.arrival, span=_trend_span(policy))
+    rates = state.rates
+    if observation.steady:
+        rates = rates.remember(now, load.arrival, span=_trend_span(policy))
     horizon = policy.startup + policy.window / 2
-    expected = max(load.demand, forecast(rates, now, horizon, _trend_span(policy)))
+    trend = forecast(rates, now, horizon, _trend_span(policy), latest=load.arrival)
+    expected = max(load.demand, trend)
     saturation = _saturation(observation, reports, policy)
     if load.throughput > 0 and model.mean_service is None and saturation is None:
         state = replace(state, model=model, rates=rates)
@@ -130,9 +133,12 @@ def tick(
         # The model cannot size what it has not learned, and waiting to learn it while every
         # slot is busy and the objectives fail only deepens the queue: step up at the rate limit.
         if model.mean_service is not None:
-            # The slots the demand keeps busy, at 80 % (queueing without the tail's detail).
+            # The slots the demand keeps busy, at 80 % (queueing without the tail's detail);
+            # one more only once the last step's replicas serve: the queue stands while they
+            # start, and stepping on it every tick sized a new service for ~1.5x its load.
             slots = expected * model.mean_service / BOOTSTRAP_UTILISATION
-            wanted = max(wanted, current + 1, math.ceil(slots / policy.concurrency))
+            step = current + 1 if observation.replicas.starting == 0 else current
+            wanted = max(wanted, step, math.ceil(slots / policy.concurrency))
         elif observation.replicas.starting == 0:
             # Nothing known at all: double, but only once the last step's replicas serve.
             wanted = max(wanted, math.ceil(current * policy.behavior.max_scale_up_rate))

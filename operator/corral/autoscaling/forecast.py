@@ -5,6 +5,12 @@ half a window old, so sizing for the rate of now is sizing too late on a rising 
 is the Theil-Sen slope (the median of pairwise slopes: one burst does not tilt it) of the
 recent rates; only a rising trend is used, and it at most doubles the rate. A falling forecast
 never lowers the size: scale-down waits for the stabilisation window instead.
+
+The trend is learned only from windows at a steady count of ready replicas (the autoscaler
+remembers no others). A window that began before the service served, or before a replica's
+series existed, under-counts its requests (Prometheus's increase() extrapolates little past a
+series' first sample): the first windows of a new service, and those after each scale-up, would
+read as a rising rate and the forecast would size for up to twice the load.
 """
 
 from __future__ import annotations
@@ -30,12 +36,16 @@ class RateHistory:
         return RateHistory()
 
 
-def forecast(history: RateHistory, now: float, horizon: float, span: float) -> float:
-    """The rate expected `horizon` seconds from now, from the samples of the last `span`."""
+def forecast(
+    history: RateHistory, now: float, horizon: float, span: float, latest: float | None = None
+) -> float:
+    """The rate expected `horizon` seconds from now: `latest` (the rate of now; by default the
+    last sample) plus the trend of the samples of the last `span`."""
     recent = [(t, r) for t, r in history.samples if t > now - span]
-    if not recent:
-        return 0.0
-    latest = recent[-1][1]
+    if latest is None:
+        if not recent:
+            return 0.0
+        latest = recent[-1][1]
     if len(recent) < 4:
         return latest
     # Pairs at least half the span apart: noise between neighbouring ticks (which share most

@@ -119,11 +119,7 @@ def learn(
 ) -> ServiceModel:
     """The model after one tick's observation."""
     replicas = observation.replicas
-    stable = (
-        replicas.ready > 0
-        and replicas.ready_since is not None
-        and observation.time - replicas.ready_since >= observation.window
-    )
+    stable = observation.steady
     servers = replicas.ready * policy.concurrency
     model = _learn_service_time(model, observation, load, policy, servers, stable)
     learned = dict(model.objectives)

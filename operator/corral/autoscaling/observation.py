@@ -49,5 +49,12 @@ class Observation:
     missing: rates are scaled up by ready/reporting, the rest are used as they are."""
 
     @property
+    def steady(self) -> bool:
+        """Whether the same replicas were ready over the whole window: its counts are whole (a
+        series born inside the window is under-counted) and its rate is the service's."""
+        since = self.replicas.ready_since
+        return self.replicas.ready > 0 and since is not None and self.time - since >= self.window
+
+    @property
     def source_down(self) -> str | None:
         return self.problems.get("source")
