@@ -68,6 +68,7 @@ bench: install binaries
 	$(BIN)/python bench/placement.py
 	$(BIN)/python bench/operator_scale.py
 	$(BIN)/python bench/upstream.py
+	$(BIN)/python bench/mttr.py
 	$(BIN)/python bench/fleet.py --out bench/results/fleet.json
 	$(BIN)/python bench/autoscaling.py
 	$(BIN)/python bench/spot_policy.py

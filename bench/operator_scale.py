@@ -125,6 +125,38 @@ class Operator:
             self.process.kill()
 
 
+def prepare(cluster: Cluster) -> None:
+    """Corral's CRDs, the bench namespace and the `scale` pool (each kept when already there)."""
+    cluster.apply_crds()
+    for create in (
+        lambda: cluster.core.create_namespace({"metadata": {"name": NAMESPACE}}),
+        lambda: cluster.custom.create_cluster_custom_object(
+            "corral.dev", "v1alpha1", "gpupools", POOL
+        ),
+    ):
+        try:
+            create()
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+    wait_for(
+        lambda: cluster.core.read_namespaced_service_account("default", NAMESPACE),
+        timeout=60,
+        message="namespace ready",
+    )
+
+
+def close(cluster: Cluster, operator: Operator | None, keep: bool) -> None:
+    """Stop the operator, remove the bench namespace, and bring the fleet down unless `keep`."""
+    if operator is not None:
+        operator.stop()
+    with contextlib.suppress(client.ApiException):
+        cluster.core.delete_namespace(NAMESPACE)
+    if not keep:
+        cluster.owned = True
+        cluster.close()
+
+
 def running_pods(core: client.CoreV1Api, selector: str) -> int:
     pods = core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
     return sum(1 for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp)
@@ -287,22 +319,7 @@ def main() -> int:
     cluster = Cluster.local(fleet, f"opbench-{fleet.stem}")
     operator: Operator | None = None
     try:
-        cluster.apply_crds()
-        try:
-            cluster.core.create_namespace({"metadata": {"name": NAMESPACE}})
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
-        wait_for(
-            lambda: cluster.core.read_namespaced_service_account("default", NAMESPACE),
-            timeout=60,
-            message="namespace ready",
-        )
-        try:
-            cluster.custom.create_cluster_custom_object("corral.dev", "v1alpha1", "gpupools", POOL)
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
+        prepare(cluster)
         nodes = len(cluster.core.list_node(label_selector="nvidia.com/gpu.product").items)
         operator = Operator(cluster, Path("/tmp/corral-bench-operator.log"))
         results = {"fleet": fleet.name, "nodes": nodes}
@@ -310,13 +327,7 @@ def main() -> int:
         results["memory"] = memory_with_jobs(cluster, operator, args.jobs)
         results["churn"] = churn(cluster, operator, args.churn_seconds, args.jobs)
     finally:
-        if operator is not None:
-            operator.stop()
-        with contextlib.suppress(client.ApiException):
-            cluster.core.delete_namespace(NAMESPACE)
-        if not args.keep:
-            cluster.owned = True
-            cluster.close()
+        close(cluster, operator, args.keep)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

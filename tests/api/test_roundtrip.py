@@ -61,7 +61,7 @@ def test_trainingjob_defaults() -> None:
     assert spec["maxRestarts"] == 10
     assert spec["suspend"] is False
     assert spec["placementTimeoutSeconds"] == 120
-    assert spec["rendezvous"] == {"port": 29500}
+    assert spec["rendezvous"] == {"port": 29500, "replaceInPlace": True}
 
 
 def test_inferenceservice_defaults() -> None:

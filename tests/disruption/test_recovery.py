@@ -169,6 +169,22 @@ def test_several_noticed_nodes_are_replaced_at_once_inside_the_span_domain() -> 
     assert all(n.startswith(first["domain"]) for n in nodes)
 
 
+def test_a_gang_that_cannot_re_form_is_re_placed_whole_though_its_domain_has_room() -> None:
+    """spec.rendezvous.replaceInPlace false (a launcher that cannot take a new member): the
+    noticed worker's room exists in the rack, yet the whole gang moves, as one interruption."""
+    c = rack_fleet({"ra": 6, "rb": 6})
+    started(c, workers=2, rendezvous={"replaceInPlace": False})
+    first = status(c)["placement"]
+    notice_and_ack(c, first["nodes"][:1], T0 + timedelta(seconds=60))
+    s = status(c)
+    assert (s["attempt"], s["interruptions"], s["restarts"]) == (1, 1, 0)
+    assert "in place" not in s["lastRestart"]["message"]
+    assert s["lastCheckpoint"]["step"] == 100
+    run(c, T0 + timedelta(seconds=62))
+    s = status(c)
+    assert s["phase"] == "Running" and first["nodes"][0] not in s["placement"]["nodes"]
+
+
 def test_replacement_never_takes_devices_planned_for_another_gang() -> None:
     """The pass placed another gang (its workers are only in the ledger, no pod yet): the
     in-place replacement sees those devices as taken and re-places the whole gang instead."""

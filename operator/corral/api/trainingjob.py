@@ -168,6 +168,11 @@ class Budget(SpecModel):
 class Rendezvous(SpecModel):
     port: Annotated[int, Field(ge=1, le=65535)] = 29500
     """MASTER_PORT / PET_MASTER_PORT; worker 0 listens there."""
+    replace_in_place: bool = True
+    """On a termination notice for some of the gang's nodes, replace only their workers (when
+    the gang's span domain has room) while the others keep running and re-form the rendezvous,
+    as torchrun's elastic agent does. false: every interruption re-places the whole gang, for
+    launchers whose workers cannot take a new member (a plain mpirun)."""
 
 
 class CarbonDeferral(SpecModel):

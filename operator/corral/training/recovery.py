@@ -243,7 +243,11 @@ def on_notice(
     since = (last.time if last is not None else None) or status.start_time
     lost = 0.0 if saved else (max(0.0, (now - since).total_seconds()) if since else None)
     affected = sorted({index for index, _, _ in noticed})
-    if replace_workers is not None and len(affected) < spec.workers:
+    if (
+        replace_workers is not None
+        and spec.rendezvous.replace_in_place
+        and len(affected) < spec.workers
+    ):
         assert status.placement is not None
         found = replace_workers(status.placement, affected)
         if not isinstance(found, str):
