@@ -90,6 +90,8 @@ class Run:
     sizes: list[tuple[float, int]] = field(default_factory=list)
     """(time, replicas asked for) at every change."""
     oracle_seconds: float | None = None
+    ready: list[tuple[float, int]] = field(default_factory=list)
+    """(time, replicas ready) at every decision."""
 
     @property
     def replica_hours(self) -> float:
@@ -130,6 +132,7 @@ def run_policy(
     while now < end:
         now += period
         sim.advance(now)
+        run.ready.append((now, sim.ready))
         wanted = decide(sim, current)
         if wanted != current:
             sim.resize(wanted)
@@ -257,6 +260,46 @@ def minute_failures(run: Run, start: float, end: float) -> list[int]:
     return [m for m, share in enumerate(shares_by_minute) if share < 1]
 
 
+def missed_minutes(
+    run: Run, requests: Sequence[Request], end: float, oracle: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Why each minute missed: its load against the minute before and the most of any earlier
+    minute (slot-seconds of work per second), and the replicas ready as it began against what
+    the oracle had. A replica asked for once a burst shows serves a start-up time later, so a
+    burst shorter than that is met only by capacity already there."""
+    work = [0.0] * (int(end // MINUTE) + 1)
+    for request in requests:
+        work[int(request.arrival // MINUTE)] += request.service / MINUTE
+    ready = _per_minute([(0.0, run.sizes[0][1]), *run.ready], end)
+    out = []
+    for m in minute_failures(run, 0.0, end):
+        before = work[m - 1] if m > 0 else 0.0
+        earlier = max(work[:m], default=0.0)
+        kind = (
+            "start (nothing learned)"
+            if m == 0
+            else "new peak"
+            if work[m] > earlier
+            else "burst onset"
+            if work[m] >= 2 * before
+            else "queue spill-over"
+            if m > 0 and (m - 1) in {row["minute"] for row in out}
+            else "other"
+        )
+        out.append(
+            {
+                "minute": m,
+                "kind": kind,
+                "busy_slots": round(work[m], 1),
+                "previous_minute": round(before, 1),
+                "most_before": round(earlier, 1),
+                "ready_at_start": ready[m],
+                "oracle": oracle[m] if m < len(oracle) else None,
+            }
+        )
+    return out
+
+
 def initial_replicas(requests: Sequence[Request]) -> int:
     """What a running service would have: the first five minutes' load at 70 % utilisation."""
     early = [r for r in requests if r.arrival < 300]
@@ -301,12 +344,14 @@ def trace_report(name: str, requests: Sequence[Request]) -> dict[str, Any]:
                 "peak_replicas": max(n for _, n in run.sizes),
             }
         )
+    oracle_sizes = _per_minute(oracle.sizes, end)
     return {
         "trace": name,
         "requests": len(requests),
         "minutes": math.ceil(end / 60),
         "rows": rows,
         "hpa_sweep": swept,
+        "corral_missed": missed_minutes(runs[0], requests, end, oracle_sizes),
     }
 
 
@@ -469,6 +514,12 @@ def print_trace(report: dict[str, Any]) -> None:
         for row in report["hpa_sweep"]
     )
     print(f"HPA by target utilisation (minutes meeting / replica-hours): {sweep}")
+    for row in report["corral_missed"]:
+        print(
+            f"corral missed minute {row['minute']}: {row['kind']} ({row['busy_slots']} busy slots;"
+            f" minute before {row['previous_minute']}, most before {row['most_before']});"
+            f" {row['ready_at_start']} ready as it began, the oracle had {row['oracle']}"
+        )
 
 
 def verdicts(traces: list[dict[str, Any]], scenarios: dict[str, Any]) -> list[str]:
