@@ -344,3 +344,45 @@ def _ready(pod: Obj) -> bool:
         c["type"] == "Ready" and c["status"] == "True"
         for c in (pod.get("status") or {}).get("conditions") or []
     )
+
+
+def test_a_restarted_operator_resumes_a_warm_model_and_scales_down_no_sooner() -> None:
+    traffic = Traffic(rate=4.0)
+    window = 120.0
+
+    async def scenario(h: Harness) -> None:
+        spec = service("chat").autoscaled(least=1, most=8, scaleDownStabilizationSeconds=window)
+        h.api.put(spec.dict())
+        await serve(h, 300, step=5)
+        size = status(h)["desiredReplicas"]
+        assert size > 1
+        assert h.operator is not None
+        before = h.operator.inference.scaling["default/chat"].state.model
+        assert before.mean_service is not None and before.objective("ttft").own is not None
+
+        await h.stop()
+        # What the previous operator had learned of the wait (the fake's flat latencies never
+        # teach a correction, so status says it as a long-running operator would have).
+        learned = cis(h)
+        learned["status"]["objectives"][0]["correction"] = 1.7
+        h.api.put(learned)
+        traffic.rate = 0.2  # load falls while no operator runs (12 requests a window)
+        await h.start()
+        assert h.operator is not None
+        h.operator.inference.metrics = FakeMetrics(answer=traffic.answer)
+
+        await serve(h, 15, step=5)
+        model = h.operator.inference.scaling["default/chat"].state.model
+        assert model.mean_service == before.mean_service
+        assert model.objective("ttft").correction == 1.7
+        assert model.objective("ttft").own is not None
+        assert condition(h, "ScalingActive")["reason"] == "ValidMetrics"
+
+        # Lower recommendations from the first tick, yet nothing goes before a window of them.
+        for _ in range(int(window // 15) - 1):
+            await serve(h, 15, step=5)
+            assert status(h)["desiredReplicas"] == size
+        await serve(h, 2 * window, step=15)
+        assert status(h)["desiredReplicas"] < size
+
+    run(scenario, traffic=traffic)

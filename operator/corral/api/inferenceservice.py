@@ -187,6 +187,17 @@ class InferenceServiceSpec(WorkloadSelection):
         return self
 
 
+class OwnTimeStatus(StatusModel):
+    """The request's own part of an objective's latency (its service, or its prefill, without
+    the wait for a slot) as the autoscaler has learned it, over the histogram's buckets."""
+
+    bounds_ms: list[float] = Field(default_factory=list)
+    """The histogram's finite bucket bounds."""
+    shares: list[float] = Field(default_factory=list)
+    """Share of requests in each bucket, one more than `boundsMs` (the last is above them)."""
+    mean_ms: float | None = None
+
+
 class ObjectiveStatus(StatusModel):
     """One objective as last observed and as the service model predicts it."""
 
@@ -200,6 +211,10 @@ class ObjectiveStatus(StatusModel):
     attainment: float | None = None
     """Share of observations within `targetLatencyMs` over the window (0..1)."""
     met: bool | None = None
+    correction: float | None = None
+    """Smoothed observed/predicted queueing delay of this objective (1 = the model is right);
+    a restarted operator resumes from it and from `ownTime`."""
+    own_time: OwnTimeStatus | None = None
 
 
 class ServiceModelStatus(StatusModel):

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from corral.autoscaling.forecast import RateHistory, forecast
+from corral.autoscaling.histogram import Histogram
 from corral.autoscaling.model import Load, ServiceModel, learn, measure_load
 from corral.autoscaling.observation import Observation
 from corral.autoscaling.policy import ObjectiveTarget, Policy
@@ -49,6 +50,10 @@ class ObjectiveReport:
     """Seconds, at the chosen size and the forecast rate."""
     attainment: float | None = None
     met: bool | None = None
+    correction: float | None = None
+    """The model's correction of this objective's queueing delay (queueing objectives)."""
+    own: Histogram | None = None
+    """The request's own part of this latency as learned (queueing objectives)."""
 
 
 @dataclass(frozen=True)
@@ -301,7 +306,16 @@ def _with_predictions(
         predicted = predicted_latency(model, objective, rate, replicas, policy, profile)
         if predicted is not None and not math.isfinite(predicted):
             predicted = None
-        out.append(replace(report, predicted=predicted))
+        learned = model.objective(objective.name)
+        queueing = objective.queueing
+        out.append(
+            replace(
+                report,
+                predicted=predicted,
+                correction=learned.correction if queueing else None,
+                own=learned.own if queueing else None,
+            )
+        )
     return out
 
 

@@ -6,8 +6,9 @@ runs the metrics loop — every `tick_seconds`, each autoscaled service's metric
 concurrently (outside the one worker, so a slow Prometheus never delays a placement) and fed to
 the autoscaler; the service's key is then marked — and executes the lifecycle's actions.
 
-Autoscaler state lives in memory: after a restart the model is learned again and no scale-down
-happens before a full window of fresh metrics (see docs/inference.md).
+Autoscaler state lives in memory; the model is written to status (at most once a minute) and a
+restarted operator resumes from it (`corral.autoscaling.resume`): warm, with no scale-down
+before a full window of fresh metrics (see docs/inference.md).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from corral.api.inferenceservice import (
 from corral.api.names import replica_pod_name
 from corral.autoscaling.autoscaler import AutoscalerState, Verdict, tick
 from corral.autoscaling.autoscaler import Decision as ScalingDecision
+from corral.autoscaling.histogram import Histogram, MalformedHistogram
 from corral.autoscaling.observation import Replicas
 from corral.autoscaling.policy import Policy, policy_of
+from corral.autoscaling.resume import Remembered, resume
 from corral.controllers.executor import Blocked, Gone, PodRejected, Target
 from corral.controllers.servicemetrics import ServiceMetrics
 from corral.inference.lifecycle import PodAge, ServiceView, Sizing, fixed, reconcile
@@ -164,7 +167,7 @@ class InferenceServiceController:
         if view.spec.replicas is not None or autoscaling is None:
             return
         policy = policy_of(autoscaling)
-        scaling = self.scaling.setdefault(key, Scaling())
+        scaling = self._scaling(key, view, policy)
         pods, _ = self.pods(view)
         live = [p for p in pods if p.live]
         ready = sum(1 for p in live if p.ready)
@@ -275,7 +278,7 @@ class InferenceServiceController:
             return fixed(spec.replicas)
         assert spec.autoscaling is not None
         policy = policy_of(spec.autoscaling)
-        scaling = self.scaling.setdefault(key, Scaling())
+        scaling = self._scaling(key, view, policy)
         decision = scaling.decision
         if decision is None:
             live = [p for p in pods if p.live]
@@ -297,6 +300,16 @@ class InferenceServiceController:
             decision.slo_met,
             decision,
         )
+
+    def _scaling(self, key: str, view: ServiceView, policy: Policy) -> Scaling:
+        """This service's autoscaler state; the first time this process sees the service, the
+        model a previous operator left in status (a restart does not start it cold)."""
+        scaling = self.scaling.get(key)
+        if scaling is None:
+            now = self.op.clock.now().timestamp()
+            scaling = Scaling(state=resume(remembered(view.status), policy, now))
+            self.scaling[key] = scaling
+        return scaling
 
     def _target(self, obj: Obj, view: ServiceView) -> Target:
         revision = revision_of(view.spec)
@@ -396,6 +409,40 @@ def _start(view: ServiceView, live: list[ReplicaPod], policy: Policy) -> int:
     """The count to start from: what runs (or was decided) within bounds, at least the min."""
     count = max(len(live), view.status.desired_replicas)
     return max(policy.floor, min(policy.max_replicas, count))
+
+
+def remembered(status: InferenceServiceStatus) -> Remembered:
+    """The model as the last status has it (its figures are rounded to three digits)."""
+    model = status.model
+    if model is None or model.service_time_ms is None:
+        return Remembered()
+    corrections = {o.name: o.correction for o in status.objectives if o.correction is not None}
+    if not corrections and model.correction is not None:
+        # A status written before corrections were per objective: the largest for all of them
+        # (more replicas rather than fewer until each relearns its own).
+        corrections = {o.name: model.correction for o in status.objectives}
+    own = {}
+    for objective in status.objectives:
+        learned = objective.own_time
+        if learned is None:
+            continue
+        try:
+            histogram = Histogram(
+                tuple(float(f"{b / 1000:.6g}") for b in learned.bounds_ms),
+                tuple(learned.shares),
+                (learned.mean_ms or 0.0) / 1000,
+            )
+        except MalformedHistogram:
+            continue  # relearned from the next windows, as for a new service
+        if histogram.total > 0:
+            own[objective.name] = histogram.normalized()
+    return Remembered(
+        service_time=model.service_time_ms / 1000,
+        service_scv=model.service_time_scv,
+        arrival_rate=model.arrival_rate,
+        corrections=corrections,
+        own=own,
+    )
 
 
 def _no_source(current: int, policy: Policy) -> ScalingDecision:

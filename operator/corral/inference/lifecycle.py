@@ -20,12 +20,14 @@ from corral.api.inferenceservice import (
     InferenceServiceSpec,
     InferenceServiceStatus,
     ObjectiveStatus,
+    OwnTimeStatus,
     ServiceModelStatus,
 )
 from corral.api.meta import ConditionStatus
 from corral.api.names import replica_pod_name, replica_selector
 from corral.autoscaling.autoscaler import Decision as ScalingDecision
 from corral.autoscaling.autoscaler import Verdict
+from corral.autoscaling.histogram import Histogram
 from corral.fleet.snapshot import FleetSnapshot
 from corral.inference.placement import place_replica, replica_request
 from corral.inference.replicas import ReplicaPod, revision_of
@@ -293,6 +295,8 @@ def _figures(status: InferenceServiceStatus, scaling: ScalingDecision) -> None:
             predicted_latency_ms=_ms(r.predicted),
             attainment=None if r.attainment is None else round(r.attainment, 4),
             met=r.met,
+            correction=_round(r.correction),
+            own_time=_own_time(r.own),
         )
         for r in reports
     ]
@@ -312,6 +316,17 @@ def _figures(status: InferenceServiceStatus, scaling: ScalingDecision) -> None:
         service_time_ms=_ms(scaling.service_time),
         service_time_scv=_round(scaling.service_scv),
         correction=_round(scaling.correction),
+    )
+
+
+def _own_time(own: Histogram | None) -> OwnTimeStatus | None:
+    if own is None or own.total <= 0:
+        return None
+    shares = own.normalized()
+    return OwnTimeStatus(
+        bounds_ms=[float(f"{b * 1000:.6g}") for b in own.bounds],
+        shares=[float(f"{c:.3g}") for c in shares.counts],
+        mean_ms=_ms(own.mean()),
     )
 
 
