@@ -222,6 +222,7 @@ def test_the_in_memory_cluster_reads_hook_answers_as_acknowledgements() -> None:
     started(c, checkpoint=HTTP_HOOK)
     for pod in c.pods.values():
         pod["status"]["podIP"] = "10.0.0.9"
+        c._touch(pod)  # the cluster sees the change (as the API's watch would report it)
     notice_on(c, status(c)["placement"]["nodes"][0])
     now = T0 + timedelta(seconds=60)
     c.reconcile(KEY, now)  # the calls are made, the answers land on the pods

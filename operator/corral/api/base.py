@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import datetime
+import enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -57,3 +60,41 @@ class StatusModel(BaseModel):
 
     def to_wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> StatusModel:
+        # Every reconcile step deep-copies the status it decides on (`model_copy(deep=True)`):
+        # pydantic's generic deepcopy walked each string and datetime through copy.deepcopy and
+        # was a quarter of the simulator's time. Statuses hold only models, lists, dicts and
+        # immutable scalars, which this copies directly (anything else falls back to deepcopy).
+        copied = _copied(self)
+        assert isinstance(copied, StatusModel)
+        return copied
+
+
+_IMMUTABLE = frozenset(
+    {str, int, float, bool, type(None), datetime.datetime, datetime.date, datetime.timedelta}
+)
+
+
+def _copied(value: Any) -> Any:
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is list:
+        return [_copied(v) for v in value]
+    if isinstance(value, BaseModel):
+        out = object.__new__(kind)
+        object.__setattr__(out, "__dict__", {k: _copied(v) for k, v in value.__dict__.items()})
+        extra = value.__pydantic_extra__
+        object.__setattr__(out, "__pydantic_extra__", None if extra is None else _copied(extra))
+        object.__setattr__(out, "__pydantic_fields_set__", set(value.__pydantic_fields_set__))
+        private = getattr(value, "__pydantic_private__", None)
+        object.__setattr__(
+            out, "__pydantic_private__", None if private is None else copy.deepcopy(private)
+        )
+        return out
+    if kind is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, (enum.Enum, frozenset)):
+        return value
+    return copy.deepcopy(value)

@@ -63,14 +63,22 @@ class PlacementRequest:
         return {name: amount for name, amount in amounts.items() if amount}
 
     def demand(self) -> WorkerDemand:
-        return WorkerDemand.of(
-            devices=self.devices_per_worker,
-            cpu_millis=self.cpu_millis_per_worker,
-            memory_bytes=self.memory_bytes_per_worker,
-            tolerations=self.tolerations,
-            capacity_types=self.capacity_types,
-            node_selector=dict(self.node_selector),
-        )
+        # Asked for once per waiting job and pool in every scheduling pass; the request is
+        # immutable, so its demand is built once (kept outside the dataclass fields: equality
+        # and hashing do not see it).
+        cached = self.__dict__.get("_demand")
+        if cached is None:
+            cached = WorkerDemand.of(
+                devices=self.devices_per_worker,
+                cpu_millis=self.cpu_millis_per_worker,
+                memory_bytes=self.memory_bytes_per_worker,
+                tolerations=self.tolerations,
+                capacity_types=self.capacity_types,
+                node_selector=dict(self.node_selector),
+            )
+            object.__setattr__(self, "_demand", cached)
+        assert isinstance(cached, WorkerDemand)
+        return cached
 
     @classmethod
     def of_workload(

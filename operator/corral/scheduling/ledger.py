@@ -23,8 +23,10 @@ class Ledger:
         self.snapshot = snapshot
         self._planned: dict[str, dict[PodKey, PodRecord]] = {}
         """Owner (workload key) -> its planned workers, created or not."""
-        self._assumed: set[PodKey] = set()
-        """Planned workers whose pod the cache has not seen: their record is the ledger's."""
+        self._assumed: dict[PodKey, PodRecord] = {}
+        """Planned workers whose pod the cache has not seen (their record is the ledger's), kept
+        by key so that what they request is summed without walking every plan: plans stay until
+        their attempt ends, so on a busy fleet most planned workers exist and are not assumed."""
 
     def assume(
         self, owner: str, namespace: str, workers: Mapping[str, str], requests: Mapping[str, int]
@@ -38,7 +40,7 @@ class Ledger:
             planned[key] = record
             if key in self.snapshot.pods and key not in self._assumed:
                 continue  # the real pod is known: it counts for itself
-            self._assumed.add(key)
+            self._assumed[key] = record
             self.snapshot.upsert_record(record)
 
     def forget(self, owner: str, names: Iterable[str] | None = None) -> None:
@@ -49,14 +51,14 @@ class Ledger:
         for key in keys:
             planned.pop(key, None)
             if key in self._assumed:
-                self._assumed.discard(key)
+                del self._assumed[key]
                 self.snapshot.remove_pod(*key)
         if not planned:
             self._planned.pop(owner, None)
 
     def observed(self, key: PodKey) -> None:
         """The cache saw the real pod (created or deleted): the ledger's record is no longer it."""
-        self._assumed.discard(key)
+        self._assumed.pop(key, None)
 
     def assumed(self, owner: str | None = None) -> set[PodKey]:
         """Planned pods still counted from the ledger's records (of one owner, or all)."""
@@ -71,8 +73,6 @@ class Ledger:
         """Namespace -> summed requests of planned workers whose pods do not exist yet (what
         a ResourceQuota has not counted, and admission must)."""
         totals: dict[str, Amounts] = {}
-        for planned in self._planned.values():
-            for key, record in planned.items():
-                if key in self._assumed:
-                    add_into(totals.setdefault(key[0], {}), record.requests)
+        for key, record in self._assumed.items():
+            add_into(totals.setdefault(key[0], {}), record.requests)
         return totals

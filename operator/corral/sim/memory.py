@@ -93,6 +93,13 @@ class InMemoryCluster:
         """Jobs neither finished nor placed: what the scheduling pass reads."""
         self._owned: dict[str, set[str]] = {}
         """Owner UID -> keys of its pods (a job's pods are found without a scan)."""
+        self._notices: dict[str, Notice | None] = {}
+        """Node name -> its binding termination notice, until the node changes."""
+        self._requests: dict[str, dict[str, int]] = {}
+        """Pod key -> its requests (a worker's resources never change after it is created)."""
+        self._read: dict[str, WorkerPod | None] = {}
+        """Pod key -> the pod as the lifecycle reads it, until the pod changes (every reconcile
+        reads all of its job's pods; most have not changed since the last one)."""
         self._to_bind: set[str] = set()
         """Ungated pods not bound yet: what kube-scheduler looks at."""
         self._to_start: set[str] = set()
@@ -123,12 +130,17 @@ class InMemoryCluster:
         return self._pools.get(name)
 
     def node_notice(self, name: str) -> Notice | None:
-        node = self.nodes.get(name)
-        return binding_notice(node) if node is not None else None
+        # Read from the node alone, so kept until the node changes (every reconcile of a running
+        # job asks for each of its nodes).
+        if name not in self._notices:
+            node = self.nodes.get(name)
+            self._notices[name] = binding_notice(node) if node is not None else None
+        return self._notices[name]
 
     def set_node(self, node: Mapping[str, Any]) -> None:
         """A node appears or changes (a termination notice set on it, say)."""
         self.nodes[node["metadata"]["name"]] = node
+        self._notices.pop(node["metadata"]["name"], None)
         self._snapshot.upsert_node(node)
         self._version += 1
 
@@ -142,6 +154,7 @@ class InMemoryCluster:
         """The machine is gone: the node and its pods (as the pod GC does); returns the keys of
         the jobs that lost pods."""
         self.nodes.pop(name, None)
+        self._notices.pop(name, None)
         self._snapshot.remove_node(name)
         jobs = set()
         for key, pod in list(self.pods.items()):
@@ -198,8 +211,15 @@ class InMemoryCluster:
         record = self.training_job(key)
         if record is None or record.view is None:
             return []
-        owned = (self.pods[k] for k in sorted(self._owned.get(record.view.uid, ())))
-        return [p for p in (WorkerPod.from_pod(pod) for pod in owned) if p is not None]
+        read = self._read
+        out = []
+        for pod_key in sorted(self._owned.get(record.view.uid, ())):
+            if pod_key not in read:
+                read[pod_key] = WorkerPod.from_pod(self.pods[pod_key])
+            pod = read[pod_key]
+            if pod is not None:
+                out.append(pod)
+        return out
 
     # -- what users and other actors do ---------------------------------------------------------
 
@@ -509,15 +529,20 @@ class InMemoryCluster:
             self._to_start.add(pod_key)
         else:
             self._to_start.discard(pod_key)
-        self._snapshot.upsert_record(
-            PodRecord(
-                key=(meta["namespace"], meta["name"]),
-                node=pod["spec"].get("nodeName") or meta["annotations"].get("corral.dev/node"),
-                requests=pod_requests(pod["spec"]),
-                active=pod["status"]["phase"] not in ("Succeeded", "Failed"),
-            )
+        self._read.pop(pod_key, None)
+        key = (meta["namespace"], meta["name"])
+        record = PodRecord(
+            key=key,
+            node=pod["spec"].get("nodeName") or meta["annotations"].get("corral.dev/node"),
+            requests=self._requests.get(pod_key) or pod_requests(pod["spec"]),
+            active=pod["status"]["phase"] not in ("Succeeded", "Failed"),
         )
-        self._ledger.observed((meta["namespace"], meta["name"]))
+        self._requests[pod_key] = record.requests
+        if self._snapshot.pods.get(key) != record:
+            # Most changes (an annotation, a start) leave what the pod counts on its node as it
+            # was: re-counting it would refresh the node's indexes for nothing.
+            self._snapshot.upsert_record(record)
+        self._ledger.observed(key)
         self._bump()
 
     def _remove_pod(self, pod_key: str) -> None:
@@ -526,6 +551,8 @@ class InMemoryCluster:
             return
         self._to_bind.discard(pod_key)
         self._to_start.discard(pod_key)
+        self._read.pop(pod_key, None)
+        self._requests.pop(pod_key, None)
         self._owned.get(_owner(pod) or "", set()).discard(pod_key)
         namespace, _, name = pod_key.partition("/")
         self._snapshot.remove_pod(namespace, name)
