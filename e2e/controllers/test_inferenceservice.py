@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,49 @@ class Services:
         )
 
 
+GRACE_SECONDS = 45
+"""The replicas' own grace period: a model server draining its requests on SIGTERM."""
+
+
+class Deletions(threading.Thread):
+    """Watches the service's pods and records how each deleted one was asked to go."""
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str):
+        super().__init__(daemon=True)
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+        self.asked: dict[str, int | None] = {}
+        """Pod name -> deletionGracePeriodSeconds when its deletionTimestamp was first seen."""
+        self.stop = threading.Event()
+        self.listening = threading.Event()
+
+    def run(self) -> None:
+        from kubernetes import watch
+
+        while not self.stop.is_set():
+            stream = watch.Watch().stream(
+                self.cluster.core.list_namespaced_pod,
+                self.namespace,
+                label_selector=f"corral.dev/inference={self.name}",
+                timeout_seconds=5,
+            )
+            self.listening.set()
+            for event in stream:
+                meta = event["object"].metadata
+                if meta.deletion_timestamp is not None and meta.name not in self.asked:
+                    self.asked[meta.name] = meta.deletion_grace_period_seconds
+
+
+def silence(loadsim: str, pod: str) -> None:
+    """POST /silence: that pod's series disappear, as a replica not reporting."""
+    call = urllib.request.Request(
+        f"{loadsim}/silence",
+        data=json.dumps({"pod": pod}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(call, timeout=5):
+        pass
+
+
 def chat(namespace: str, pool: str, prometheus: str | None, **spec: Any) -> Obj:
     autoscaling: Obj = {
         "minReplicas": 1,
@@ -100,7 +145,12 @@ def chat(namespace: str, pool: str, prometheus: str | None, **spec: Any) -> Obj:
             "pools": [pool],
             "acceleratorsPerReplica": 2,
             "autoscaling": autoscaling,
-            "template": {"spec": {"containers": [{"name": "server", "image": "vllm"}]}},
+            "template": {
+                "spec": {
+                    "terminationGracePeriodSeconds": GRACE_SECONDS,
+                    "containers": [{"name": "server", "image": "vllm"}],
+                }
+            },
             **spec,
         },
     }
@@ -185,8 +235,32 @@ def test_replicas_follow_the_latency_objective_and_hold_without_metrics(
     nodes = {p["spec"]["nodeName"] for p in services.pods("chat")}
     assert len(nodes) >= 2, "replicas spread over hosts"
 
-    # Load falls: nothing goes before the 20 s window, then the size comes down.
+    # One replica stops reporting (its series vanish): the others still size the service, its
+    # share of the rate made up by ready/reporting, so no scale-down over more than a window.
     size = services.status("chat")["desiredReplicas"]
+    ready = services.ready("chat")
+    quiet = sorted(p["metadata"]["name"] for p in services.pods("chat"))[0]
+    silence(loadsim, quiet)
+    silenced_at = time.monotonic()
+    while time.monotonic() < silenced_at + 26:
+        status = services.status("chat")
+        assert status["desiredReplicas"] >= size, status["lastScaleReason"]
+        assert _condition(status, "ScalingActive").get("status") == "True", status
+        time.sleep(1)
+    # Read from the others alone, 10 req/s would be 10 (n-1)/n: past the midpoint, it is made up.
+    rate = services.status("chat")["model"]["arrivalRate"]
+    unscaled = 10.0 * (ready - 1) / ready
+    assert (unscaled + 10.0) / 2 < rate <= 13.0, f"{rate} req/s read for 10, {ready} ready"
+    print(f"silenced 1 of {ready}: {rate} req/s read, size {size} held for 26 s")
+
+    # Load falls: nothing goes before the 20 s window, then the size comes down, gracefully:
+    # each replica Corral chose is asked to go with its own grace period (kwok removes a pod
+    # as soon as it is marked, so the drain itself is not visible on the local fleet).
+    size = services.status("chat")["desiredReplicas"]
+    before = {p["metadata"]["name"] for p in services.pods("chat")}
+    deletions = Deletions(cluster, namespace, "chat")
+    deletions.start()
+    deletions.listening.wait(10)
     set_load(loadsim, 2.0)
     lowered_at = time.monotonic()
     shrunk = wait_for(
@@ -194,6 +268,13 @@ def test_replicas_follow_the_latency_objective_and_hold_without_metrics(
     )
     assert shrunk
     assert time.monotonic() - lowered_at >= 20, "scaled down before the stabilisation window"
+    smaller = services.status("chat")["desiredReplicas"]
+    wait_for(lambda: len(services.pods("chat")) == smaller, timeout=30, message="surplus gone")
+    deletions.stop.set()
+    gone = before - {p["metadata"]["name"] for p in services.pods("chat")}
+    assert gone and set(deletions.asked) >= gone, (gone, deletions.asked)
+    assert {deletions.asked[p] for p in gone} == {GRACE_SECONDS}, deletions.asked
+    print(f"scale-down {size} -> {smaller}: {sorted(gone)} asked to go with {deletions.asked}")
 
     # kubectl scale: the size is fixed, the autoscaler stands aside.
     cluster.kubectl("scale", "-n", namespace, "inferenceservice/chat", "--replicas=3")
