@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.autoscaling.builders import E2E, TTFT, learned, load, policy
@@ -219,3 +220,21 @@ def test_saturated_while_replicas_start_waits_for_them_before_stepping_again() -
     jammed.starting = 0
     decision, _ = tick(state, jammed.build(at=120), policy(max_replicas=64), current=6)
     assert decision.replicas == 7  # none starting, 6 there and still saturated: one more
+
+
+def test_a_replica_that_stops_reporting_inside_the_window_never_scales_the_others_down() -> None:
+    # 30 ready, 30 with samples in the window, 29 at its end: the silent one's requests are
+    # partly missing from the counts, and `reporting` (30) does not make them up yet.
+    partial = replace(load(rate=5.8).replicas(30).build(at=400), reporting=30, reporting_now=29)
+    ticks = [replace(partial, time=400.0 + 15 * i) for i in range(30)]
+    decisions, _ = run(warm(), ticks, 30, policy())
+    assert {d.replicas for d in decisions} == {30}  # 17 would do at 6 req/s
+    assert decisions[-1].active.reason == "IncompleteMetrics"
+    assert "1 replica(s) stopped reporting" in decisions[-1].active.message
+    assert decisions[-1].arrival_rate == pytest.approx(6.0)  # made up by ready / reporting now
+
+    # Once the window holds none of its samples, the others size the service as before.
+    settled = replace(partial, reporting=29)
+    decision, _ = tick(warm(), settled, policy(), 30)
+    assert decision.active.reason == "ValidMetrics"
+    assert decision.arrival_rate == pytest.approx(6.0)

@@ -91,7 +91,7 @@ def test_a_good_answer_becomes_the_observation() -> None:
     assert histogram.counts == (10, 70, 15, 5)
     assert histogram.sum == 25.5
     assert observation.in_flight == 7.5
-    assert observation.reporting == 2
+    assert observation.reporting == 2 and observation.reporting_now == 2
     assert observation.rates == (5.0, 5.0, 20.0, 5.0, 5.0, 5.0)
     assert observation.problems == {}
 

@@ -54,6 +54,14 @@ def test_reporting_counts_pods_with_series_in_the_window() -> None:
     )
 
 
+def test_reporting_now_counts_pods_with_series_at_the_windows_end() -> None:
+    assert promql.reporting_now(scope(), TTFT) == (
+        "count(count by (pod) (vllm:time_to_first_token_seconds_count"
+        '{namespace="team-a", pod=~"chat-7d9f-x1|chat-7d9f-x2", model_name="llama"}))'
+    )
+    assert promql.reporting_now(scope(pod_label=""), TTFT) is None
+
+
 def test_gauges_average_and_change_over_the_window() -> None:
     s = scope()
     assert promql.gauge_average(s, "vllm:num_requests_running").startswith(

@@ -120,6 +120,12 @@ def tick(
     recommendation = recommend(model, expected, policy, profile)
     names = {o.name for o in policy.objectives}
     problems = {k: v for k, v in observation.problems.items() if k in names}
+    if observation.stopped_reporting:
+        # Until the window no longer holds its last samples, its share of the counts is neither
+        # there nor made up: the rate would read low and scale the others down.
+        problems["reporting"] = (
+            f"{observation.stopped_reporting} replica(s) stopped reporting inside the window"
+        )
     for name in recommendation.unknown:
         if load.throughput > 0:
             problems.setdefault(

@@ -105,6 +105,10 @@ def measure_load(observation: Observation, policy: Policy) -> Load | str:
         return "; ".join(reasons)
     coverage = 1.0
     reporting, ready = observation.reporting, observation.replicas.ready
+    if observation.stopped_reporting:
+        # Its part of the window is partly there: made up as if wholly missing, an over-count
+        # (scale-up only: the window is incomplete) rather than an under-count.
+        reporting = observation.reporting_now
     if reporting is not None and 0 < reporting < ready:
         coverage = ready / reporting
     throughput = max(counts) / observation.window * coverage

@@ -47,6 +47,18 @@ class Observation:
     reporting: int | None = None
     """Replicas whose series are present (None: not counted). Fewer than ready means some are
     missing: rates are scaled up by ready/reporting, the rest are used as they are."""
+    reporting_now: int | None = None
+    """Of those, the replicas whose series are present at the window's end (None: not counted).
+    Fewer than `reporting` at a steady ready count: a replica stopped reporting inside the window,
+    whose part of it is missing from the counts, and `reporting` cannot make it up yet."""
+
+    @property
+    def stopped_reporting(self) -> int:
+        """Replicas that stopped reporting inside a window at a steady ready count (a replica
+        that went away changes the ready count instead)."""
+        if self.reporting is None or self.reporting_now is None or not self.steady:
+            return 0
+        return max(0, self.reporting - self.reporting_now)
 
     @property
     def steady(self) -> bool:

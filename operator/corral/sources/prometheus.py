@@ -141,10 +141,13 @@ class PrometheusMetrics:
                     o.name: group.create_task(_histogram(client, scope, o, now))
                     for o in target.objectives
                 }
-                reporting = (
-                    group.create_task(_count(client, promql.reporting(scope, first), now))
-                    if first is not None and promql.reporting(scope, first) is not None
-                    else None
+                reporting, reporting_now = (
+                    (
+                        group.create_task(_count(client, query(scope, first), now))
+                        if first is not None and query(scope, first) is not None
+                        else None
+                    )
+                    for query in (promql.reporting, promql.reporting_now)
                 )
                 rates = (
                     group.create_task(_rates(client, scope, first, now))
@@ -181,11 +184,8 @@ class PrometheusMetrics:
             queued=queued.result() if queued is not None else None,
             queued_growth=None if growth is None else growth / window,
             rates=rates.result() if rates is not None else (),
-            reporting=(
-                None
-                if reporting is None or reporting.result() is None
-                else int(reporting.result() or 0)
-            ),
+            reporting=_counted(reporting),
+            reporting_now=_counted(reporting_now),
         )
 
 
@@ -238,6 +238,12 @@ async def _rates(
     finite = [v for v in values if math.isfinite(v) and v >= 0]
     # Missing steps (scrapes sparser than a step) leave too little to see bursts by.
     return tuple(finite) if len(finite) >= RATE_STEPS // 2 else ()
+
+
+def _counted(task: asyncio.Task[float | None] | None) -> int | None:
+    if task is None or task.result() is None:
+        return None
+    return int(task.result() or 0)
 
 
 def _gauge(

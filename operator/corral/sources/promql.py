@@ -60,6 +60,16 @@ def reporting(scope: Scope, objective: Objective) -> str | None:
     )
 
 
+def reporting_now(scope: Scope, objective: Objective) -> str | None:
+    """How many pods have this histogram's series at the window's end: a series that vanished
+    gets a staleness marker at the next scrape and leaves the instant vector, while its samples
+    still count in `reporting` until they leave the window (None: no pod label)."""
+    if not scope.source.pod_label:
+        return None
+    sel = scope.matchers(objective.selector)
+    return f"count(count by ({scope.source.pod_label}) ({objective.histogram}_count{sel}))"
+
+
 def request_rates(scope: Scope, objective: Objective, step: float) -> str:
     """Requests/s in steps across the window (a range query), for bursts inside it."""
     sel = scope.matchers(objective.selector)
