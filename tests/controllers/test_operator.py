@@ -160,6 +160,50 @@ def test_steady_state_writes_are_one_usage_refresh_per_job_per_period(jobs: int)
     run(scenario, fleet(hosts=4))
 
 
+def test_worker_counts_that_alone_change_are_written_at_most_once_a_second() -> None:
+    """A gang's workers bind and start one by one (64 of them within a couple of seconds on a
+    real fleet): each pod event used to be one status write of the whole job. Now counts alone
+    wait for the batch period; the phase change to Running is written at once, with the
+    counts."""
+
+    async def scenario(h: Harness) -> None:
+        h.actors = False
+        h.api.put(gang("j", workers=8))
+        await h.converge()
+        assert len(h.job_pods("j")) == 8
+        before = h.api.requests[("PATCH", "trainingjobs/status")]
+        for _ in range(8):  # one pod binds and starts every 0.1 s
+            h.api.schedule(limit=1)
+            h.api.start(limit=1)
+            h.clock.advance(0.1)
+            await h.settle()
+        assert h.phase("j") == "Running"
+        assert h.job("j")["status"]["workers"]["running"] == 8
+        assert h.api.requests[("PATCH", "trainingjobs/status")] - before == 1
+        await h.run_for(3)  # the held writes come due: nothing is left to write
+        assert h.api.requests[("PATCH", "trainingjobs/status")] - before == 1
+
+    run(scenario, fleet(hosts=8))
+
+
+def test_held_worker_counts_are_written_once_the_batch_period_is_over() -> None:
+    async def scenario(h: Harness) -> None:
+        h.actors = False
+        h.api.put(gang("j", workers=4))
+        await h.converge()
+        before = h.api.requests[("PATCH", "trainingjobs/status")]
+        h.api.schedule(limit=2)  # half the gang binds, then nothing for a while
+        await h.settle()
+        assert h.job("j")["status"]["workers"]["bound"] == 0, "held: the plan was just written"
+        await h.run_for(1)
+        assert h.job("j")["status"]["workers"]["bound"] == 2
+        assert h.api.requests[("PATCH", "trainingjobs/status")] - before == 1
+        await h.run_for(5)
+        assert h.api.requests[("PATCH", "trainingjobs/status")] - before == 1
+
+    run(scenario)
+
+
 def test_usage_refresh_period_is_a_setting() -> None:
     async def scenario(h: Harness) -> None:
         h.api.put(gang("j", workers=1))

@@ -23,13 +23,13 @@ from corral.disruption.checkpoints import RequestId, resume_env
 from corral.kube import builders
 from corral.kube.rest import ApiError, custom_path
 from corral.placement import NoFit, Placement, PlacementRequest, place
-from corral.scheduling.actions import CreateWorker, Decision, Emit
+from corral.scheduling.actions import CreateWorker, Decision, Emit, WriteStatus
 from corral.training import replacement
 from corral.training.accounting import placement_price
 from corral.training.cluster import JobRecord, ledger_owner, owners_of
 from corral.training.lifecycle import ACTIVE, reconcile, reject_pods
 from corral.training.queueing import queue_pass
-from corral.training.step import JobView
+from corral.training.step import JobView, counts_batch_delay
 
 if TYPE_CHECKING:
     from corral.controllers.runtime import Operator
@@ -47,6 +47,8 @@ class TrainingJobController:
         self._reported_usage: dict[str, Charge] = {}
         self._blocked: dict[str, str] = {}
         """Job key -> what blocks it, already told in an event."""
+        self._status_written: dict[str, float] = {}
+        """Job key -> monotonic time of its last status write (worker counts are batched)."""
 
     # -- building -------------------------------------------------------------------------------
 
@@ -139,8 +141,16 @@ class TrainingJobController:
         )
         assert isinstance(decision.status, TrainingJobStatus)
         target = self.target(obj, record, decision.status)
+        actions = decision.actions
+        last = self._status_written.get(key)
+        held = counts_batch_delay(
+            view.status, decision.status, None if last is None else mono - last
+        )
+        if held is not None:
+            actions = [a for a in actions if not isinstance(a, WriteStatus)]
+            self.op.queue.add_after(key, held)
         try:
-            outcome = await self.op.executor.execute(target, decision.actions)
+            outcome = await self.op.executor.execute(target, actions)
         except PodRejected as exc:
             log.warning("%s: worker pods refused: %s", key, exc)
             await self._fail_rejected(key, str(exc))
@@ -152,6 +162,7 @@ class TrainingJobController:
             raise
         self._blocked.pop(key, None)
         if outcome.status_written:
+            self._status_written[key] = mono
             self._report_usage(view, decision.status)
             _observe_disruption(view.status, decision.status, now)
         self.op.count_events(outcome.events, view.namespace)
@@ -178,6 +189,7 @@ class TrainingJobController:
         self._usage_due.pop(key, None)
         self._reported_usage.pop(key, None)
         self._blocked.pop(key, None)
+        self._status_written.pop(key, None)
         ledger = self.op.cache.ledger
         for owner in owners_of(key, ledger.owners()):
             ledger.forget(owner)
@@ -230,7 +242,7 @@ class TrainingJobController:
                 self.op.cache.ledger.forget(owner)
                 continue
             try:
-                await self.op.executor.execute(
+                outcome = await self.op.executor.execute(
                     self.target(obj, verdict.record), verdict.decision.actions
                 )
             except (Conflict, Gone, ApiError) as exc:
@@ -243,6 +255,8 @@ class TrainingJobController:
                     log.warning("could not record the decision for %s: %s", key, exc)
                     self.op.schedule_pass(after=1.0)
                 continue
+            if outcome.status_written:
+                self._status_written[key] = self.op.clock.monotonic()
             if verdict.placement is not None:
                 _observe_queue_time(view, now)
                 self.op.queue.add(key)

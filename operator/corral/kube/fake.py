@@ -363,9 +363,10 @@ class FakeAPI:
 
     # -- kube-scheduler and kubelet (other actors: not counted) ----------------------------
 
-    def schedule(self) -> int:
-        """Bind every ungated, unbound pod to the node its required affinity names, if the node
-        exists and has room for its requests; else mark it Unschedulable. Returns binds made."""
+    def schedule(self, limit: int | None = None) -> int:
+        """Bind every ungated, unbound pod (the first `limit` of them, by key) to the node its
+        required affinity names, if the node exists and has room for its requests; else mark
+        it Unschedulable. Returns binds made."""
         from corral.fleet.resources import offered, pod_requests
 
         bound = 0
@@ -375,6 +376,8 @@ class FakeAPI:
             spec = pod.get("spec") or {}
             if spec.get("nodeName") or spec.get("schedulingGates") or _terminating(pod):
                 continue
+            if limit is not None and bound >= limit:
+                break
             if spec.get("schedulerName", "default-scheduler") != "default-scheduler":
                 continue  # another scheduler's pod (one that may never come)
             target = _required_node(spec)
@@ -419,10 +422,13 @@ class FakeAPI:
                 self._store(Path("", "v1", "pods", key[0], key[1], None), updated, "MODIFIED")
         return bound
 
-    def start(self) -> int:
-        """Every bound Pending pod starts Running. Returns how many started."""
+    def start(self, limit: int | None = None) -> int:
+        """Every bound Pending pod (the first `limit`, by key) starts Running. Returns how many
+        started."""
         started = 0
         for key, pod in sorted(self.objects.get(("", "pods"), {}).items()):
+            if limit is not None and started >= limit:
+                break
             status = pod.get("status") or {}
             if (pod.get("spec") or {}).get("nodeName") and status.get("phase", "Pending") == (
                 "Pending"

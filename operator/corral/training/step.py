@@ -98,6 +98,26 @@ def count_workers(pods: Sequence[WorkerPod], total: int) -> WorkerCounts:
     )
 
 
+COUNTS_BATCH_SECONDS = 1.0
+"""Worker counts that alone changed are written at most once a second per job, the latest then,
+as the Job controller batches pod events: a 64-worker gang binding and starting over two seconds
+is a few status writes, not one per pod event (each a write of the whole job to every watcher of
+TrainingJobs, on the API server that is binding and starting those very pods)."""
+
+
+def counts_batch_delay(
+    before: TrainingJobStatus, after: TrainingJobStatus, since_last_write: float | None
+) -> float | None:
+    """How long to hold a status write back, or None to write it now: only a change of worker
+    counts alone is held, and only within COUNTS_BATCH_SECONDS of the job's last status write.
+    Phases, conditions, placements and usage are never held."""
+    if since_last_write is None or since_last_write >= COUNTS_BATCH_SECONDS:
+        return None
+    if before == after or before.model_copy(update={"workers": after.workers}) != after:
+        return None
+    return COUNTS_BATCH_SECONDS - since_last_write
+
+
 def end_attempt(
     step: Step, current: Sequence[WorkerPod], live: Charge, price: Price | None
 ) -> None:
