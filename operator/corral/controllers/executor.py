@@ -123,8 +123,21 @@ class Executor:
 
     async def execute(self, target: Target, actions: Sequence[Action]) -> Outcome:
         outcome = Outcome()
+        # A worker's nomination follows its own create at once instead of waiting for the whole
+        # gang's creates (ORDER puts Nominate right after CreateWorker): the round trips overlap.
+        nominations = {a.name: a for a in actions if isinstance(a, Nominate)}
+        nominated: set[str] = set()
         for kind, group in groupby(actions, key=type):
             batch = list(group)
+            if kind is CreateWorker:
+                await _all(
+                    self._create_and_nominate(target, action, nominations, nominated, outcome)
+                    for action in batch
+                    if isinstance(action, CreateWorker)
+                )
+                continue
+            if kind is Nominate:
+                batch = [a for a in batch if isinstance(a, Nominate) and a.name not in nominated]
             if kind is WantsPlacement:
                 outcome.wants_placement = True
             elif kind is RequeueAfter:
@@ -149,9 +162,6 @@ class Executor:
             self.cache.ledger.forget(target.ledger_owner(action.attempt))
         elif isinstance(action, EnsureService):
             await self._ensure_service(target)
-        elif isinstance(action, CreateWorker):
-            await self._create_worker(target, action)
-            outcome.wrote_pods = True
         elif isinstance(action, Nominate):
             await self._nominate(target.namespace, action)
             outcome.wrote_pods = True
@@ -211,12 +221,27 @@ class Executor:
             else:
                 self.cache.forget("Pod", key)
 
-    async def _create_worker(self, target: Target, action: CreateWorker) -> None:
+    async def _create_and_nominate(
+        self,
+        target: Target,
+        action: CreateWorker,
+        nominations: dict[str, Nominate],
+        nominated: set[str],
+        outcome: Outcome,
+    ) -> None:
+        name = await self._create_worker(target, action)
+        outcome.wrote_pods = True
+        if name is not None and name in nominations:
+            nominated.add(name)
+            await self._nominate(target.namespace, nominations[name])
+
+    async def _create_worker(self, target: Target, action: CreateWorker) -> str | None:
+        """The pod's name once it exists (created or adopted); None when none was made."""
         if target.worker is None:
-            return
+            return None
         built = target.worker(action)
         if built is None:
-            return  # its pool is gone: the next reconcile re-places the gang
+            return None  # its pool is gone: the next reconcile re-places the gang
         pod, requests = built
         name = pod["metadata"]["name"]
         self.cache.ledger.assume(
@@ -233,6 +258,7 @@ class Executor:
             else:
                 raise
         self.cache.apply("Pod", "ADDED", answer, "write")
+        return str(name)
 
     async def _nominate(self, namespace: str, action: Nominate) -> None:
         """status.nominatedNodeName through pods/status. Best effort: without the permission
