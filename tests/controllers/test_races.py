@@ -58,6 +58,19 @@ def test_workers_are_nominated_to_their_nodes_once_before_they_are_ungated() -> 
         assert [p["status"].get("nominatedNodeName") for p in pods] == planned(h)
         assert all(not p["spec"].get("schedulingGates") for p in pods)  # then ungated
         assert h.api.requests[("PATCH", "pods/status")] == 2  # one nomination per worker
+        # Each nomination may follow its own pod's create at once, but no worker is ungated
+        # before every worker exists and is nominated.
+        writes = [(verb, path) for verb, path in h.api.log if "/pods" in path and verb != "GET"]
+        ungates = [
+            i
+            for i, (verb, path) in enumerate(writes)
+            if verb == "PATCH" and not path.endswith("/status")
+        ]
+        others = [
+            i for i, (verb, path) in enumerate(writes) if verb == "POST" or path.endswith("/status")
+        ]
+        assert len(ungates) == 2 and len(others) == 4
+        assert max(others) < min(ungates), writes
         h.actors = True
         await h.converge()
         assert h.phase("j") == "Running"
