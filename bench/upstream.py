@@ -47,6 +47,7 @@ import re
 import ssl
 import statistics
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -58,12 +59,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "e2e"))
 
-from kubernetes import client  # noqa: E402
+from kubernetes import client, watch  # noqa: E402
 
 from corral.localfleet import cluster as fleet_cluster  # noqa: E402
 from corral.localfleet.flags import UPSTREAM_GANG_SCHEDULING  # noqa: E402
 from harness import Cluster  # noqa: E402
-from harness.wait import wait_for  # noqa: E402
+from harness.wait import WaitTimeout, wait_for  # noqa: E402
 from operator_scale import CONTAINER, NAMESPACE, POOL, Operator, job  # noqa: E402
 
 BLOCK = "network.corral.dev/block"
@@ -149,6 +150,98 @@ def observe(scheduler: Scheduler, operator: Operator, seconds: float) -> Window:
     return Window(elapsed, after[0] - before[0], after[1] - before[1], attempts)
 
 
+# --- where the start time goes -------------------------------------------------------------------
+
+CPU_COMPONENTS = ("kube-apiserver", "kube-scheduler", "kwok-controller")
+
+
+class CpuMeter:
+    """CPU seconds of the control plane's processes and the operator, read from /proc."""
+
+    def __init__(self, fleet_name: str, operator: Operator):
+        state = fleet_cluster.status(fleet_name)
+        self.pids = {c.name: c.pid for c in state.components if c.name in CPU_COMPONENTS and c.pid}
+        self.pids["operator"] = operator.process.pid
+
+    def read(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    @staticmethod
+    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {name: round(after[name] - before[name], 3) for name in before}
+
+
+MILESTONES = ("created", "nominated", "ungated", "bound", "running")
+
+
+class Milestones:
+    """When each pod of the namespace first reached each milestone, from one pod watch: the
+    start time split into its steps (all pods exist; all nominated and ungated, Corral only; all
+    bound by kube-scheduler; all Running, which kwok reports)."""
+
+    def __init__(self, core: client.CoreV1Api):
+        self.core = core
+        self.seen: dict[str, dict[str, float]] = {}
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                    self.core.list_namespaced_pod, NAMESPACE, timeout_seconds=60
+                ):
+                    self._record(event["object"], time.perf_counter())
+                    if self._stop.is_set():
+                        stream.stop()
+            except Exception:  # a broken watch is opened again; the figures are best effort
+                time.sleep(0.1)
+
+    def _record(self, pod: Any, now: float) -> None:
+        reached = {"created"}
+        if pod.status and pod.status.nominated_node_name:
+            reached.add("nominated")
+        if not pod.spec.scheduling_gates:
+            reached.add("ungated")
+        if pod.spec.node_name:
+            reached |= {"nominated", "ungated", "bound"}
+        if pod.status and pod.status.phase == "Running":
+            reached |= {"nominated", "ungated", "bound", "running"}
+        with self.lock:
+            times = self.seen.setdefault(pod.metadata.name, {})
+            for milestone in reached:
+                times.setdefault(milestone, now)
+
+    def _pattern(self, gang: str) -> re.Pattern[str]:
+        return re.compile(rf"^{re.escape(gang)}-(\d+|w\d+-r\d+)$")
+
+    def running(self, gang: str) -> int:
+        ours = self._pattern(gang)
+        with self.lock:
+            return sum(1 for n, t in self.seen.items() if ours.match(n) and "running" in t)
+
+    def steps(self, gang: str, started: float) -> dict[str, float]:
+        """Seconds from `started` until every pod of `gang` (the bench's `<gang>-N`, Corral's
+        `<gang>-wN-rM`) reached each milestone."""
+        ours = self._pattern(gang)
+        with self.lock:
+            names = [n for n in self.seen if ours.match(n)]
+            pods = [self.seen.pop(n) for n in names]  # a name is used once: keep the table small
+        out: dict[str, float] = {}
+        for milestone in MILESTONES:
+            if pods and all(milestone in t for t in pods):
+                out[milestone] = round(max(t[milestone] for t in pods) - started, 3)
+        if pods:
+            out["first_created"] = round(min(t["created"] for t in pods) - started, 3)
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 # --- the three ways to start a gang --------------------------------------------------------------
 
 
@@ -163,6 +256,8 @@ class Bench:
             for n in self.core.list_node(label_selector=BLOCK).items
         }
         self.threads = ThreadPoolExecutor(max_workers=16)
+        self.milestones = Milestones(self.core)
+        self.cpu: CpuMeter | None = None
 
     def selector(self, variant: str, name: str) -> str:
         return f"corral.dev/job={name}" if variant == "corral" else f"bench={name}"
@@ -310,12 +405,15 @@ def start_runs(bench: Bench, runs: int, seed: int) -> dict[str, Any]:
     seconds: dict[str, list[float]] = {v: [] for v in VARIANTS}
     blocks: dict[str, list[int]] = {v: [] for v in VARIANTS}
     racks: dict[str, list[int]] = {v: [] for v in VARIANTS}
+    steps: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    cpu: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
     for run in range(runs):
         order = list(VARIANTS)
         rng.shuffle(order)
         for variant in order:
             name = f"{variant}-{run}"
             selector = bench.selector(variant, name)
+            cpu_before = bench.cpu.read() if bench.cpu else {}
             started = time.perf_counter()
             bench.submit(variant, name, WORKERS)
             running = wait_for(
@@ -327,6 +425,16 @@ def start_runs(bench: Bench, runs: int, seed: int) -> dict[str, Any]:
                 message=f"{name}: {WORKERS} workers Running",
             )
             seconds[variant].append(time.perf_counter() - started)
+            with contextlib.suppress(WaitTimeout):  # the watch may trail the poll a little
+                wait_for(
+                    lambda name=name: bench.milestones.running(name) >= WORKERS,
+                    timeout=5,
+                    interval=0.05,
+                    message=f"{name}: the pod watch saw all Running",
+                )
+            steps[variant].append(bench.milestones.steps(name, started))
+            if bench.cpu:
+                cpu[variant].append(CpuMeter.spent(cpu_before, bench.cpu.read()))
             used_blocks, used_racks = bench.domains(running)
             blocks[variant].append(used_blocks)
             racks[variant].append(used_racks)
@@ -345,6 +453,15 @@ def start_runs(bench: Bench, runs: int, seed: int) -> dict[str, Any]:
             "blocks": [min(blocks[variant]), max(blocks[variant])],
             "racks": [min(racks[variant]), max(racks[variant])],
             "racks_p50": statistics.median(racks[variant]),
+            "steps_p50_s": {
+                milestone: round(statistics.median(values), 3)
+                for milestone in ("first_created", *MILESTONES)
+                if (values := [s[milestone] for s in steps[variant] if milestone in s])
+            },
+            "cpu_seconds_p50": {
+                name: round(statistics.median(c[name] for c in cpu[variant]), 3)
+                for name in (cpu[variant][0] if cpu[variant] else {})
+            },
         }
     for variant in ("upstream", "plain"):
         out[f"ratio_corral_to_{variant}"] = round(out["corral"]["p50_s"] / out[variant]["p50_s"], 2)
@@ -547,6 +664,11 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=0.05, help="upstream -> corral (s)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "upstream.json"))
     parser.add_argument("--keep", action="store_true", help="leave the fleet up afterwards")
+    parser.add_argument(
+        "--sections",
+        default="start,waiting,never,contested",
+        help="comma-separated subset to run (the table needs all four; others print JSON)",
+    )
     args = parser.parse_args()
 
     fleet = Path(args.fleet)
@@ -571,12 +693,18 @@ def main() -> int:
         )
         operator = Operator(cluster, Path("/tmp/corral-bench-upstream-operator.log"))
         bench = Bench(cluster, operator)
+        bench.cpu = CpuMeter(name, operator)
         scheduler = Scheduler(name)
         results["nodes"] = len(bench.topology)
-        results["start"] = start_runs(bench, args.runs, args.seed)
-        results["waiting"] = waiting(bench, scheduler, args.wait_seconds)
-        results["never_fits"] = never_fits(bench, scheduler, args.wait_seconds)
-        results["contested"] = contested(bench, args.contests, args.gap)
+        sections = set(args.sections.split(","))
+        if "start" in sections:
+            results["start"] = start_runs(bench, args.runs, args.seed)
+        if "waiting" in sections:
+            results["waiting"] = waiting(bench, scheduler, args.wait_seconds)
+        if "never" in sections:
+            results["never_fits"] = never_fits(bench, scheduler, args.wait_seconds)
+        if "contested" in sections:
+            results["contested"] = contested(bench, args.contests, args.gap)
     finally:
         if operator is not None:
             operator.stop()
@@ -585,6 +713,9 @@ def main() -> int:
         if not args.keep:
             cluster.owned = True
             cluster.close()
+    if not {"start", "waiting", "never_fits", "contested"} <= results.keys():
+        print(json.dumps(results, indent=2))  # a partial run: no table, no targets, no file
+        return 0
     results["targets"] = targets(results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -659,6 +790,18 @@ def table(results: dict[str, Any]) -> str:
         "ratio of corral's p50 to ...",
         ["1", str(start["ratio_corral_to_upstream"]), str(start["ratio_corral_to_plain"])],
     )
+    for milestone in ("first_created", *MILESTONES):
+        row(
+            "  p50 until the first pod exists (s)"
+            if milestone == "first_created"
+            else f"  p50 until all {milestone} (s)",
+            [str(start[v]["steps_p50_s"].get(milestone, "-")) for v in VARIANTS],
+        )
+    for component in (*CPU_COMPONENTS, "operator"):
+        row(
+            f"  {component} CPU s per start, p50",
+            [str(start[v]["cpu_seconds_p50"].get(component, "-")) for v in VARIANTS],
+        )
     row("blocks used (min-max)", ["-".join(map(str, start[v]["blocks"])) for v in VARIANTS])
     row("racks used (min-max)", ["-".join(map(str, start[v]["racks"])) for v in VARIANTS])
     row(
