@@ -16,10 +16,19 @@ start 64 workers x 8 GPUs that must share one block:
 - plain: 64 pods of 8 GPUs, no gang and no topology: kube-scheduler's default spreading, the
   floor of what starting those pods costs.
 
+Each variant's workers get a hostname under a headless Service of the gang (selector on its
+pods, publishNotReadyAddresses), as Corral gives its workers for rendezvous and JobSet gives
+upstream gangs: the EndpointSlice work and kube-scheduler's default spreading by Service are then
+alike for all three. `--no-rendezvous` leaves it out for upstream and plain pods (Corral's
+TrainingJob always has it).
+
 Each run starts the three in a seeded random order (so a slow patch of the machine hits all
 three alike) and waits until each has all 64 workers Running before the next starts.
 
-1. Start: create -> all 64 Running, p50/p90; the racks and blocks the workers landed in.
+1. Start: create -> all 64 Running, p50/p90; the racks and blocks the workers landed in; where
+   the time goes (a pod watch: until all pods exist, are nominated, ungated, bound, Running) and
+   the CPU seconds of kube-apiserver, kube-scheduler, kube-controller-manager, kwok and the
+   operator per start.
 2. Waiting: filler pods hold 137 of the 200 hosts of every block (63 free each), so a 64-host
    block gang fits nowhere until something ends. Over --wait-seconds with the gang waiting, and
    over the same window just before with nothing waiting: kube-scheduler CPU (utime+stime of its
@@ -152,7 +161,7 @@ def observe(scheduler: Scheduler, operator: Operator, seconds: float) -> Window:
 
 # --- where the start time goes -------------------------------------------------------------------
 
-CPU_COMPONENTS = ("kube-apiserver", "kube-scheduler", "kwok-controller")
+CPU_COMPONENTS = ("kube-apiserver", "kube-scheduler", "kube-controller-manager", "kwok-controller")
 
 
 class CpuMeter:
@@ -257,6 +266,7 @@ class Bench:
         }
         self.threads = ThreadPoolExecutor(max_workers=16)
         self.milestones = Milestones(self.core)
+        self.rendezvous = True
         self.cpu: CpuMeter | None = None
 
     def selector(self, variant: str, name: str) -> str:
@@ -341,7 +351,31 @@ class Bench:
                     },
                 },
             )
-        self.create_pods([self.pod(f"{name}-{i}", name, group) for i in range(workers)])
+        if self.rendezvous:
+            self.rendezvous_service(name)
+        pods = [self.pod(f"{name}-{i}", name, group) for i in range(workers)]
+        for index, body in enumerate(pods):
+            if self.rendezvous:
+                body["spec"].update(hostname=f"worker-{index}", subdomain=name)
+        self.create_pods(pods)
+
+    def rendezvous_service(self, name: str) -> None:
+        """Every variant's workers addressable as a distributed training job needs them
+        (MASTER_ADDR): a hostname under the gang's headless Service, as Corral and JobSet give
+        theirs, so the EndpointSlice work (kube-controller-manager) and kube-scheduler's
+        spreading by Service are alike for all three."""
+        self.core.create_namespaced_service(
+            NAMESPACE,
+            {
+                "metadata": {"name": name, "labels": {"bench": name}},
+                "spec": {
+                    "clusterIP": "None",
+                    "selector": {"bench": name},
+                    "publishNotReadyAddresses": True,
+                    "ports": [{"name": "rendezvous", "port": 29500}],
+                },
+            },
+        )
 
     def remove(self, variant: str, name: str) -> None:
         if variant == "corral":
@@ -351,6 +385,8 @@ class Bench:
                 )
         else:
             self.delete_pods(f"bench={name}")
+            with contextlib.suppress(client.ApiException):
+                self.core.delete_namespaced_service(name, NAMESPACE)
         if variant == "upstream":
             for plural in ("podgroups", "workloads"):
                 with contextlib.suppress(client.ApiException):
@@ -665,6 +701,11 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "upstream.json"))
     parser.add_argument("--keep", action="store_true", help="leave the fleet up afterwards")
     parser.add_argument(
+        "--no-rendezvous",
+        action="store_true",
+        help="upstream and plain pods without the headless Service Corral gives its workers",
+    )
+    parser.add_argument(
         "--sections",
         default="start,waiting,never,contested",
         help="comma-separated subset to run (the table needs all four; others print JSON)",
@@ -694,6 +735,8 @@ def main() -> int:
         operator = Operator(cluster, Path("/tmp/corral-bench-upstream-operator.log"))
         bench = Bench(cluster, operator)
         bench.cpu = CpuMeter(name, operator)
+        bench.rendezvous = not args.no_rendezvous
+        results["rendezvous_service_for_all"] = bench.rendezvous
         scheduler = Scheduler(name)
         results["nodes"] = len(bench.topology)
         sections = set(args.sections.split(","))
