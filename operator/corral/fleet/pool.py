@@ -14,8 +14,11 @@ from corral.fleet.objects import NodeRecord
 from corral.fleet.resources import Amounts
 from corral.fleet.topology import Domain, Topology
 
-MAX_INDEXES = 8
-"""Capacity indexes kept per pool (one per distinct worker demand, least recently used dropped)."""
+MAX_INDEXES = 64
+"""Capacity indexes kept per pool (one per distinct worker demand, least recently used dropped).
+A queue of jobs with many different cpu/memory requests (the Alibaba openb trace has 87) made a
+smaller limit rebuild indexes over the whole pool in every pass; keeping one costs a few
+microseconds per pod change."""
 
 MAX_MEMOS = 8
 """Memos kept per capacity index (one per gang size and search level, least recent dropped)."""

@@ -332,7 +332,19 @@ def _explanation(
 
 
 def static_refusal(view: PoolView, request: PlacementRequest) -> Refusal | None:
-    """Reasons the gang can never fit the pool as it is, even with every pod gone."""
+    """Reasons the gang can never fit the pool as it is, even with every pod gone.
+
+    It reads the pool's nodes, never their usage, so it is memoised on the pool view until a node
+    joins, leaves or changes: a pass asks it again for every waiting job that does not fit now."""
+    key = ("static-refusal", request.demand(), request.workers, request.required_level)
+    if key not in view.static_memo:
+        view.static_memo[key] = _static_refusal(view, request)
+    answer = view.static_memo[key]
+    assert answer is None or isinstance(answer, Refusal)
+    return answer
+
+
+def _static_refusal(view: PoolView, request: PlacementRequest) -> Refusal | None:
     if not view.nodes:
         return Refusal(f"no node matches the nodeSelector of pool {view.name} (yet)", False)
     d = request.devices_per_worker
