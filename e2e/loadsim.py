@@ -121,9 +121,13 @@ class LoadSim:
         ):
             values, weights = series.values, series.weights
             for index in range(self.seen[name], len(values)):
-                if not reporting:
+                if not self.pods:
                     continue
-                pod = self.rng.choice(reporting)
+                # Requests are spread over every replica; a silent one's share is lost from the
+                # series (it serves but does not report), as the autoscaler must make up.
+                pod = self.rng.choice(self.pods)
+                if pod in self.silenced:
+                    continue
                 child = histogram.labels(self.namespace, pod)
                 for _ in range(int(weights[index])):
                     child.observe(values[index])
