@@ -184,7 +184,7 @@ def test_gangs_placed_earlier_count_against_the_quota_before_their_pods_exist() 
     assert c.run_pass(T0) == [first, second]
     message = condition(c, third, "Admitted")["message"]
     assert (
-        "the gang needs 8, 0 left of 16 (0 used, 16 promised to gangs placed but not yet created)"
+        "the gang needs 8, 0 left of 16 (0 used, 16 promised to pods planned but not yet created)"
         in message
     )
 

@@ -45,6 +45,8 @@ class Admission:
     """Namespace -> requests of planned workers whose pods do not exist yet."""
     charged: dict[str, Amounts] = field(default_factory=dict)
     """Namespace -> requests of the gangs this pass placed."""
+    unit: str = "gang"
+    """What is admitted, as messages name it: a gang of workers, or one inference replica."""
 
     def pools(
         self, namespace: str, request: PlacementRequest, pools: frozenset[str], pod: PodFacts
@@ -62,7 +64,8 @@ class Admission:
             return Inadmissible(
                 "PoolNotAllowed",
                 f"namespace {namespace} may not use pool(s) {', '.join(v.name for v in views)}: "
-                "their spec.namespaceSelector does not match the namespace's labels",
+                "their spec.namespaceSelector does not match the namespace's labels (label the "
+                "namespace to match, or name a pool it may use)",
             )
         within: list[tuple[PoolView, str | None]] = []
         over: list[tuple[PoolView, str | None]] = []
@@ -95,7 +98,9 @@ class Admission:
                 used = quota.used.get(resource, 0)
                 left = hard - used - pending - charged
                 if need > left:
-                    return _quota_message(quota, resource, need, hard, used, pending + charged)
+                    return _quota_message(
+                        quota, resource, need, hard, used, pending + charged, self.unit
+                    )
         return None
 
     def placed(self, namespace: str, gang: Amounts) -> None:
@@ -103,15 +108,21 @@ class Admission:
 
 
 def _quota_message(
-    quota: ResourceQuota, resource: str, need: int, hard: int, used: int, promised: int
+    quota: ResourceQuota,
+    resource: str,
+    need: int,
+    hard: int,
+    used: int,
+    promised: int,
+    unit: str = "gang",
 ) -> str:
     left = max(0, hard - used - promised)
     shown = _shown(resource)
     promise = (
-        f", {shown(promised)} promised to gangs placed but not yet created" if promised else ""
+        f", {shown(promised)} promised to pods planned but not yet created" if promised else ""
     )
     return (
-        f"ResourceQuota {quota.namespace}/{quota.name}: {quota.keys[resource]}: the gang needs "
+        f"ResourceQuota {quota.namespace}/{quota.name}: {quota.keys[resource]}: the {unit} needs "
         f"{shown(need)}, {shown(left)} left of {shown(hard)} ({shown(used)} used{promise})"
     )
 
