@@ -386,3 +386,42 @@ def test_a_restarted_operator_resumes_a_warm_model_and_scales_down_no_sooner() -
         assert status(h)["desiredReplicas"] < size
 
     run(scenario, traffic=traffic)
+
+
+def test_a_service_over_its_namespace_quota_stays_at_the_quota_and_says_so_once() -> None:
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "gpus", "namespace": "default"},
+        "spec": {"hard": {"requests.nvidia.com/gpu": "2"}},
+        "status": {"hard": {"requests.nvidia.com/gpu": "2"}, "used": {}},
+    }
+
+    async def scenario(h: Harness) -> None:
+        h.api.put(quota)
+        await h.converge()
+        h.api.put(service("chat").replicas(3).dict())
+        await serve(h)
+        assert len(replicas(h)) == 2
+        ready = condition(h, "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "QuotaExceeded")
+        assert "the replica needs 1, 0 left of 2" in ready["message"]
+        assert h.api.requests[("POST", "pods")] == 2
+
+        # The API server counts the replicas in the quota as it creates them (the fake does
+        # not): the quota now says what it would.
+        quota["status"]["used"] = {"requests.nvidia.com/gpu": "2"}
+        h.api.put(quota)
+        await serve(h, 60, step=5)  # the quota event, then the placement retries
+        assert len(replicas(h)) == 2
+        writes = h.api.writes()
+        assert condition(h, "Ready")["reason"] == "QuotaExceeded"
+        assert h.operator is not None
+        h.operator.queue.add("cis:default/chat")
+        await serve(h, 60, step=5)
+        assert h.api.writes() == writes
+        assert h.api.requests[("POST", "pods")] == 2
+        warnings = [e for e in h.events if e[0] == "chat" and e[1] == "Warning"]
+        assert [reason for _, _, reason, _ in warnings] == ["QuotaExceeded"]
+
+    run(scenario)

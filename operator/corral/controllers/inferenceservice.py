@@ -35,6 +35,7 @@ from corral.autoscaling.policy import Policy, policy_of
 from corral.autoscaling.resume import Remembered, resume
 from corral.controllers.executor import Blocked, Gone, PodRejected, Target
 from corral.controllers.servicemetrics import ServiceMetrics
+from corral.fleet.resources import Amounts, add_into
 from corral.inference.lifecycle import PodAge, ServiceView, Sizing, fixed, reconcile
 from corral.inference.placement import replica_request
 from corral.inference.replicas import ReplicaPod, revision_of
@@ -87,6 +88,11 @@ class InferenceServiceController:
         self.default_prometheus = default_prometheus
         self.scaling: dict[str, Scaling] = {}
         self._blocked: dict[str, str] = {}
+        self._uncounted: dict[str, tuple[int, Amounts]] = {}
+        """Service -> (ResourceQuota cache version, requests of the replicas created since it
+        last moved). The API server counts a pod in its quotas as it creates it, but the quota's
+        watch event may come after the pod's: until a quota changes in the cache, admission
+        counts these itself, or the very next reconcile would try a replica over the quota."""
         self.exported = ServiceMetrics()
 
     # -- reading --------------------------------------------------------------------------------
@@ -233,6 +239,9 @@ class InferenceServiceController:
         refresh = scaling is not None and (
             scaling.figures_at is None or mono - scaling.figures_at >= FIGURE_REFRESH_SECONDS
         )
+        quotas_seen = self.op.cache.versions.get("ResourceQuota", 0)
+        held = self._uncounted.get(key)
+        uncounted = dict(held[1]) if held is not None and held[0] == quotas_seen else {}
         decision = reconcile(
             view,
             pods,
@@ -243,6 +252,8 @@ class InferenceServiceController:
             self.op.clock.now(),
             ages,
             refresh,
+            self.op.cluster.tenancy,
+            uncounted,
         )
         try:
             outcome = await self.op.executor.execute(self._target(obj, view), decision.actions)
@@ -257,6 +268,13 @@ class InferenceServiceController:
                 self.op.post_event(obj, "Warning", "Blocked", str(exc))
             raise
         self._blocked.pop(key, None)
+        for action in decision.of(CreateWorker):
+            assert isinstance(action, CreateWorker)
+            add_into(uncounted, self._requests_on(view, action.node))
+        if uncounted:
+            self._uncounted[key] = (quotas_seen, uncounted)
+        else:
+            self._uncounted.pop(key, None)
         if scaling is not None and outcome.status_written and refresh:
             scaling.figures_at = mono
         if outcome.requeue_after is not None:
@@ -311,6 +329,13 @@ class InferenceServiceController:
             self.scaling[key] = scaling
         return scaling
 
+    def _requests_on(self, view: ServiceView, node: str) -> Amounts:
+        """What one replica placed on `node` requests, as its pool's device resource names it."""
+        pool = self.op.cache.snapshot.pools.get(self.op.cache.snapshot.pool_of(node) or "")
+        if pool is None:
+            return {}
+        return replica_request(view.key, view.spec).worker_requests(pool.resource_name)
+
     def _target(self, obj: Obj, view: ServiceView) -> Target:
         revision = revision_of(view.spec)
         request = replica_request(view.key, view.spec)
@@ -355,6 +380,7 @@ class InferenceServiceController:
         self.exported.forget(namespace, name)
         self.scaling.pop(key, None)
         self._blocked.pop(key, None)
+        self._uncounted.pop(key, None)
         self.op.cache.ledger.forget(KEY_PREFIX + key)
 
     async def _refuse_invalid(self, obj: Obj, problem: str) -> None:

@@ -8,11 +8,17 @@ slots 0..wanted-1 are kept, higher ones scaled away, and a template change rolls
 Deployment with maxSurge 1 and maxUnavailable 0 (a replica of the new revision is made, and an
 old one goes only once enough replicas are ready). A restarted operator recomputes all of this
 from the pods it owns.
+
+Every replica made (scale-up and rollout surge) is admitted first, like a gang
+(`corral.scheduling.admission`): only pools whose namespaceSelector matches the namespace, and
+only within the namespace's ResourceQuotas, counting the replicas this reconcile already placed
+and every planned pod not created yet. A refused replica is simply not made; running replicas
+are never deleted for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from corral.api.conditions import set_condition
@@ -25,13 +31,15 @@ from corral.api.inferenceservice import (
 )
 from corral.api.meta import ConditionStatus
 from corral.api.names import replica_pod_name, replica_selector
+from corral.api.template import pod_spec
 from corral.autoscaling.autoscaler import Decision as ScalingDecision
 from corral.autoscaling.autoscaler import Verdict
 from corral.autoscaling.histogram import Histogram
+from corral.fleet.resources import Amounts, add_into
 from corral.fleet.snapshot import FleetSnapshot
 from corral.inference.placement import place_replica, replica_request
 from corral.inference.replicas import ReplicaPod, revision_of
-from corral.placement import NoFit
+from corral.placement import NoFit, PlacementRequest, candidate_pools
 from corral.scheduling.actions import (
     CreateWorker,
     Decision,
@@ -41,7 +49,10 @@ from corral.scheduling.actions import (
     RequeueAfter,
     Ungate,
 )
+from corral.scheduling.admission import Admission
 from corral.scheduling.ledger import Ledger
+from corral.scheduling.queue import Inadmissible
+from corral.scheduling.tenancy import PodFacts, Tenancy
 
 BIND_TIMEOUT_SECONDS = 120.0
 """An ungated replica not bound by then (its node filled up meanwhile) is made again elsewhere."""
@@ -104,8 +115,13 @@ def reconcile(
     now: datetime,
     ages: PodAge | None = None,
     refresh_figures: bool = False,
+    tenancy: Tenancy | None = None,
+    uncounted: Amounts | None = None,
 ) -> Decision:
-    """The status and actions for one look at the service and its pods."""
+    """The status and actions for one look at the service and its pods. `ledger` holds no plan
+    of this service's yet (the caller forgot it): what it still assumes is other workloads'.
+    `uncounted`: requests of this service's pods created since the quotas were last read (the
+    API server counted them, the quota status read may not show it yet)."""
     spec = view.spec
     revision = revision_of(spec)
     wanted = sizing.replicas
@@ -141,21 +157,33 @@ def reconcile(
     room = len(missing) if not old else max(0, wanted + 1 - len(kept) - len(old))
     peers = [p.where for p in [*kept, *old] if p.where is not None]
     request = replica_request(view.key, spec)
-    blocked: str | None = None
+    tenancy = tenancy or Tenancy()
+    pending = ledger.assumed_requests()
+    if uncounted:
+        add_into(pending.setdefault(view.namespace, {}), uncounted)
+    admission = Admission(snapshot, tenancy, pending, unit="replica")
+    facts = PodFacts(
+        priority_class=spec.priority_class_name or tenancy.default_class,
+        terminating="activeDeadlineSeconds" in pod_spec(spec.template),
+    )
+    blocked: Inadmissible | None = None
     present = {p.name for p in pods}
     for slot in missing[:room]:
         name = replica_pod_name(view.name, revision, slot)
         if name in present:
             continue  # its previous pod of that name is still going away
-        placed = place_replica(snapshot, request, peers, wanted)
+        admitted = _admit(admission, view.namespace, snapshot, request, facts)
+        if isinstance(admitted, Inadmissible):
+            blocked = admitted
+            break
+        placed = place_replica(snapshot, admitted, peers, wanted)
         if isinstance(placed, NoFit):
-            blocked = placed.reason
+            blocked = Inadmissible("Unschedulable", placed.reason)
             break
         pool, node = placed
-        view_of_pool = snapshot.pools[pool]
-        ledger.assume(
-            owner, view.namespace, {name: node}, request.worker_requests(view_of_pool.resource_name)
-        )
+        requests = request.worker_requests(snapshot.pools[pool].resource_name)
+        ledger.assume(owner, view.namespace, {name: node}, requests)
+        admission.placed(view.namespace, requests)
         decision.add(CreateWorker(slot, 0, node), Ungate(name))
         peers.append(node)
     for pod in kept:
@@ -181,13 +209,35 @@ def reconcile(
             Emit("Normal", "Scaled", f"{view.status.desired_replicas} -> {wanted}: {sizing.reason}")
         )
     if blocked is not None and not _blocked_before(view.status, blocked):
-        decision.add(Emit("Warning", "Unschedulable", blocked))
+        decision.add(Emit("Warning", blocked.reason, blocked.message))
     return decision
 
 
-def _blocked_before(status: InferenceServiceStatus, reason: str) -> bool:
+def _admit(
+    admission: Admission,
+    namespace: str,
+    snapshot: FleetSnapshot,
+    request: PlacementRequest,
+    facts: PodFacts,
+) -> PlacementRequest | Inadmissible:
+    """The request narrowed to the pools admission lets one more replica use, or why none."""
+    pools = frozenset(candidate_pools(snapshot, request))
+    if not pools:
+        return request  # no pool qualifies at all: place_replica says why
+    admitted = admission.pools(namespace, request, pools, facts)
+    if isinstance(admitted, Inadmissible):
+        # Only the fit failed (admitted): the template cannot fit even an empty pool.
+        return Inadmissible("Unschedulable", admitted.message) if admitted.admitted else admitted
+    return replace(request, pools=tuple(sorted(admitted)))
+
+
+def _blocked_before(status: InferenceServiceStatus, blocked: Inadmissible) -> bool:
+    """Whether the Warning was already given. A quota's message carries figures that move with
+    the namespace's usage: one event per reason for admission, per message for placement."""
     ready = next((c for c in status.conditions if c.type == "Ready"), None)
-    return ready is not None and ready.reason == "Unschedulable" and ready.message == reason
+    if ready is None or ready.reason != blocked.reason:
+        return False
+    return blocked.reason != "Unschedulable" or ready.message == blocked.message
 
 
 def _status(
@@ -196,7 +246,7 @@ def _status(
     kept: list[ReplicaPod],
     old: list[ReplicaPod],
     sizing: Sizing,
-    blocked: str | None,
+    blocked: Inadmissible | None,
     now: datetime,
     refresh_figures: bool,
     leaving: int,
@@ -218,11 +268,7 @@ def _status(
     conditions = status.conditions
     ready_current = sum(1 for p in kept if p.ready)
     if blocked is not None:
-        readiness: tuple[ConditionStatus, str, str] = (
-            "False",
-            "Unschedulable",
-            blocked,
-        )
+        readiness: tuple[ConditionStatus, str, str] = ("False", blocked.reason, blocked.message)
     elif old:
         readiness = (
             "False",
@@ -242,7 +288,8 @@ def _status(
         ("SLOMet", sizing.slo_met),
     ):
         if type_ == "ScalingLimited" and blocked is not None:
-            verdict = Verdict(True, "InsufficientCapacity", blocked)
+            limit = "InsufficientCapacity" if blocked.reason == "Unschedulable" else blocked.reason
+            verdict = Verdict(True, limit, blocked.message)
         conditions = set_condition(
             conditions,
             type_,
