@@ -157,3 +157,45 @@ def test_the_deadline_is_met_whenever_it_can_be(
     job = Job(total_work=work, deadline=deadline, restart_overhead=overhead)
     finished = run(job, available, tick=0.1)
     assert finished is not None and finished <= deadline + 1e-6
+
+
+@given(
+    available=st.lists(st.booleans(), min_size=1, max_size=200),
+    pace=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=200),
+    work_ticks=st.integers(10, 100),
+    slack=st.floats(0.0, 1.5),
+    overhead=st.sampled_from([0.1, 0.2, 0.5]),
+)
+def test_a_running_gang_is_moved_by_the_policy_without_flapping(
+    available: list[bool], pace: list[float], work_ticks: int, slack: float, overhead: float
+) -> None:
+    """Whatever spot does and however fast the gang goes (its pace per tick, 0 to 2x), the moves
+    the policy makes of a *running* gang (not reclaims) never flap: it leaves spot only by the
+    safety net, on-demand for good; it leaves on-demand for spot only ahead of the line by the
+    hysteresis; so spot -> on-demand is never followed by a move back."""
+    tick = 0.1
+    job = Job(
+        total_work=work_ticks * tick,
+        deadline=(1 + slack) * work_ticks * tick + overhead,
+        restart_overhead=overhead,
+    )
+    work, running, committed = 0.0, "none", False
+    moves: list[tuple[str, str]] = []
+    for index, spot in enumerate(available):
+        now = index * tick
+        state = State(now, work, running, spot or running == "spot", committed)  # type: ignore[arg-type]
+        decision = decide(job, state)
+        committed = decision.committed
+        if running != "none" and decision.capacity not in (running, "none"):
+            if running == "spot":
+                assert decision.committed, decision.reason
+            else:
+                assert ahead_of_line(job, state) >= job.switch_back_margin
+            moves.append((running, decision.capacity))
+        running = decision.capacity if decision.capacity != "spot" or spot else "none"
+        if running != "none":
+            work += tick * pace[index % len(pace)]
+        if running == "spot" and not (index + 1 < len(available) and available[index + 1]):
+            running = "none"  # reclaimed: not a move of the policy's
+    if ("spot", "on-demand") in moves:
+        assert moves[moves.index(("spot", "on-demand")) + 1 :] == []

@@ -362,7 +362,7 @@ class RequeueState(StatusModel):
     """Not placed again before this time."""
 
 
-RestartReason = Literal["SpotReclaimed", "Maintenance", "NodeFailure", "AppError"]
+RestartReason = Literal["SpotReclaimed", "Maintenance", "NodeFailure", "AppError", "CapacityPolicy"]
 
 
 class DisruptionStatus(StatusModel):
@@ -380,7 +380,8 @@ class DisruptionStatus(StatusModel):
 
 
 class RestartRecord(StatusModel):
-    """Why the gang last started again: an interruption (SpotReclaimed, Maintenance, NodeFailure;
+    """Why the gang last started again: an interruption (SpotReclaimed, Maintenance, NodeFailure,
+    or CapacityPolicy: the deadline spot policy moved a running gang between spot and on-demand;
     counted in `interruptions`, never against maxRestarts) or a worker's own failure (AppError;
     counted in `restarts`)."""
 
@@ -392,7 +393,8 @@ class RestartRecord(StatusModel):
     since: Time | None = None
     """When the notice was first seen (or the loss observed): recovery time counts from here."""
     source: str | None = None
-    """The notice's source (aws-nth, karpenter, gke, aks, kubelet, node-condition, corral)."""
+    """The notice's source (aws-nth, karpenter, gke, aks, kubelet, node-condition, corral), or
+    `policy` for a move of the deadline spot policy."""
 
 
 CapacityChoice = Literal["spot", "on-demand", "none"]
@@ -408,8 +410,8 @@ class CapacityStatus(StatusModel):
     since: Time
     """When `type` last changed."""
     placed: CapacityChoice | None = None
-    """What the current placement runs on (a running gang is not moved when `type` changes:
-    the choice applies at its next placement)."""
+    """What the current placement runs on. When `type` differs from it, the running gang is
+    being moved (a checkpoint first, then a re-placement on `type`)."""
     committed: bool = False
     """The safety net fired: on-demand until the end."""
     steps_per_hour: float | None = None

@@ -24,7 +24,7 @@ from corral.kube import builders
 from corral.kube.rest import ApiError, custom_path
 from corral.placement import NoFit, Placement, PlacementRequest, place
 from corral.scheduling.actions import CreateWorker, Decision, Emit, WriteStatus
-from corral.training import replacement
+from corral.training import capacity, replacement
 from corral.training.accounting import placement_price
 from corral.training.cluster import JobRecord, ledger_owner, owners_of
 from corral.training.lifecycle import ACTIVE, reconcile, reject_pods
@@ -138,6 +138,7 @@ class TrainingJobController:
             cluster.node_notice,
             overcommitted=cluster.snapshot.overcommitted,
             replace_workers=replacement.bind(cluster.snapshot, record.request),
+            spot_fits=capacity.fits_spot(cluster.snapshot, record.request),
         )
         assert isinstance(decision.status, TrainingJobStatus)
         target = self.target(obj, record, decision.status)
@@ -257,6 +258,10 @@ class TrainingJobController:
                 continue
             if outcome.status_written:
                 self._status_written[key] = self.op.clock.monotonic()
+            if outcome.requeue_after is not None:
+                # A job kept waiting for a time (spot, a lower-carbon window) is looked at again
+                # then: its reconcile asks for a pass.
+                self.op.queue.add_after(key, outcome.requeue_after + 0.5)
             if verdict.placement is not None:
                 _observe_queue_time(view, now)
                 self.op.queue.add(key)
@@ -359,7 +364,7 @@ def _observe_disruption(before: TrainingJobStatus, after: Any, now: datetime) ->
         after.phase == "Running"
         and before.phase != "Running"
         and restart is not None
-        and restart.reason != "AppError"
+        and restart.reason not in ("AppError", "CapacityPolicy")
         and restart.since is not None
         and after.interruptions > 0
         and before.phase == "Recovering"

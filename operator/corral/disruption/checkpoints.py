@@ -26,11 +26,11 @@ from typing import Any, Literal
 from corral.api.trainingjob import Checkpoint, CheckpointRecord
 from corral.sdk import protocol
 
-RequestReason = Literal["periodic", "notice", "manual"]
+RequestReason = Literal["periodic", "notice", "manual", "policy"]
 NOTICE_MARGIN_SECONDS = 10.0
 """Kept between the end of a checkpoint wait and a notice's deadline, to delete and move the
 workers before the node goes."""
-_REASONS: tuple[RequestReason, ...] = ("periodic", "notice", "manual")
+_REASONS: tuple[RequestReason, ...] = ("periodic", "notice", "manual", "policy")
 
 
 @dataclass(frozen=True, order=True)
@@ -258,10 +258,12 @@ def plan(
     notice_deadline: datetime | None = None,
     margin_seconds: float = NOTICE_MARGIN_SECONDS,
     demanded: datetime | None = None,
+    demand_reason: RequestReason = "manual",
 ) -> CheckpointPlan:
     """The checkpoint step of a running gang. `notice_seen`/`notice_deadline`: a binding notice
     on one of its nodes (when it was first seen, when the node goes). `demanded`: a checkpoint
-    asked for at that time (the job's `corral.dev/checkpoint-now`, at most `now`); answered by
+    asked for at that time (the job's `corral.dev/checkpoint-now`, at most `now`, or the
+    deadline spot policy before it moves the gang: `demand_reason` names which); answered by
     any request made at or after it, and moot when it predates this gang's run."""
     round_ = read_round(workers, now)
     result = CheckpointPlan(problems=list(round_.problems))
@@ -303,7 +305,7 @@ def plan(
     if notice_unasked:
         fresh = RequestId.new(now, "notice")
     elif settled and demand_unasked:
-        fresh = RequestId.new(now, "manual")
+        fresh = RequestId.new(now, demand_reason)
     elif settled and due is not None and now >= due:
         fresh = RequestId.new(now, "periodic")
 

@@ -52,7 +52,7 @@ from corral.scheduling.actions import (
 from corral.scheduling.cycle import Solve
 from corral.scheduling.ledger import Ledger
 from corral.scheduling.tenancy import Tenancy
-from corral.training import replacement
+from corral.training import capacity, replacement
 from corral.training.accounting import placement_price
 from corral.training.cluster import JobRecord, job_record, ledger_owner, owners_of
 from corral.training.lifecycle import reconcile
@@ -357,6 +357,7 @@ class InMemoryCluster:
             self.node_notice,
             overcommitted=self._snapshot.overcommitted,
             replace_workers=replacement.bind(self._snapshot, record.request),
+            spot_fits=capacity.fits_spot(self._snapshot, record.request),
         )
         return decision.actions
 

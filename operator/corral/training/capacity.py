@@ -12,6 +12,7 @@ learned from the checkpoints (`status.capacity.stepsPerHour`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 
 from corral.api.selection import CapacityType
@@ -67,6 +68,17 @@ def spot_available(snapshot: FleetSnapshot, request: PlacementRequest) -> bool:
     return not isinstance(place(snapshot, restrict(request, "spot")), NoFit)
 
 
+SpotFits = Callable[[], bool]
+"""Whether the whole gang would fit on spot capacity now (a placement: asked only when needed)."""
+
+
+def fits_spot(snapshot: FleetSnapshot, request: PlacementRequest | None) -> SpotFits | None:
+    """`spot_available` for one job (None when its request cannot be read)."""
+    if request is None:
+        return None
+    return lambda: spot_available(snapshot, request)
+
+
 def rate_of(spec: TrainingJobSpec, status: TrainingJobStatus) -> float | None:
     progress = spec.progress
     if progress is not None and progress.steps_per_hour:
@@ -106,6 +118,31 @@ def decide(
         committed=capacity.committed if capacity is not None else False,
         at_risk_seconds=at_risk,
     )
+
+
+def for_running(
+    spec: TrainingJobSpec,
+    status: TrainingJobStatus,
+    created: datetime,
+    now: datetime,
+    spot_fits: SpotFits,
+) -> Decision | None:
+    """The policy's decision for a running gang (None when it does not apply, the rate is
+    unknown, or what the gang runs on was not recorded). A gang on spot has spot: only the
+    safety net moves it. A gang on on-demand goes to spot only when it is ahead of the line by
+    the hysteresis and the whole gang fits on spot now; `spot_fits` (a placement) is asked only
+    then, so a running gang costs no solver run on most reconciles."""
+    if not applies(spec) or status.capacity is None:
+        return None
+    placed = status.capacity.placed
+    if placed == "spot":
+        return decide(spec, status, created, now, "spot", True)
+    if placed != "on-demand":
+        return None
+    hoped = decide(spec, status, created, now, "on-demand", True)
+    if hoped is None or hoped.capacity != "spot" or spot_fits():
+        return hoped
+    return decide(spec, status, created, now, "on-demand", False)
 
 
 def record(

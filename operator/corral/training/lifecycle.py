@@ -46,6 +46,7 @@ from corral.scheduling.actions import (
 from corral.scheduling.queue import Inadmissible
 from corral.training import accounting, recovery
 from corral.training.accounting import Price
+from corral.training.capacity import SpotFits
 from corral.training.pods import WorkerPod
 from corral.training.replacement import ReplaceWorkers
 from corral.training.step import (
@@ -93,10 +94,13 @@ def reconcile(
     node_notice: NodeNotice = no_notice,
     overcommitted: Overcommitted = _nothing_overcommitted,
     replace_workers: ReplaceWorkers | None = None,
+    spot_fits: SpotFits | None = None,
 ) -> Decision:
     """The next step for one job. `pods` are the worker pods the job owns (by UID).
     `replace_workers` places workers of a running gang anew inside its span domain (in-place
-    replacement after a notice); without it a notice moves the whole gang."""
+    replacement after a notice); without it a notice moves the whole gang. `spot_fits` says
+    whether the gang would fit on spot now: with it, a running gang under the deadline spot
+    policy moves when the policy changes its mind."""
     step = Step(job, now)
     status = step.status
     current = [pod for pod in pods if _current(status, pod)]
@@ -110,7 +114,17 @@ def reconcile(
         return step.decision
     live = accounting.live_usage(current, job.spec.accelerators_per_worker, now, price)
     phase, attempt = status.phase, status.attempt
-    _decide(step, current, live, node_problem, price, node_notice, overcommitted, replace_workers)
+    _decide(
+        step,
+        current,
+        live,
+        node_problem,
+        price,
+        node_notice,
+        overcommitted,
+        replace_workers,
+        spot_fits,
+    )
     if refresh_usage or status.phase != phase:
         # An attempt that ended was settled; the new one has used nothing yet. A job that just
         # finished keeps these figures for good. Workers replaced in place were settled alone.
@@ -140,6 +154,7 @@ def _decide(
     node_notice: NodeNotice = no_notice,
     overcommitted: Overcommitted = _nothing_overcommitted,
     replace_workers: ReplaceWorkers | None = None,
+    spot_fits: SpotFits | None = None,
 ) -> None:
     job, now = step.job, step.now
     spec, status = job.spec, step.status
@@ -195,6 +210,7 @@ def _decide(
         node_notice,
         overcommitted,
         replace_workers,
+        spot_fits,
     )
 
 
@@ -265,6 +281,7 @@ def _reconcile_placed(
     node_notice: NodeNotice = no_notice,
     overcommitted: Overcommitted = _nothing_overcommitted,
     replace_workers: ReplaceWorkers | None = None,
+    spot_fits: SpotFits | None = None,
 ) -> None:
     spec, status, now = step.job.spec, step.status, step.now
     decision = step.decision
@@ -361,6 +378,12 @@ def _reconcile_placed(
             )
             status.disruption = None
             step.phase("Running")
+        if (
+            spot_fits is not None
+            and all(pod.phase == "Running" for pod in alive.values())
+            and recovery.policy_move(step, current, alive, live, price, spot_fits)
+        ):
+            return
     # A lost race: the room planned for a worker not bound yet was taken (kube-scheduler says so
     # for an ungated worker, or the snapshot shows its node overcommitted by someone else's
     # pods). Waiting for placementTimeoutSeconds would leave the bound part of the gang holding

@@ -4,7 +4,9 @@ part; `training.lifecycle` calls it).
 A node of the gang noticed: checkpoint (bounded by the notice), then replace only the affected
 workers inside the gang's span domain, or move the whole gang; every interruption is counted in
 `status.interruptions`, classified, and never consumes `maxRestarts`. A running gang is also
-asked for periodic checkpoints (`checkpoint.intervalSeconds`). See docs/disruption.md.
+asked for periodic checkpoints (`checkpoint.intervalSeconds`), and moved between spot and
+on-demand when the deadline spot policy changes its mind (a checkpoint, then a re-placement,
+counted as an interruption of kind `CapacityPolicy`). See docs/disruption.md.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from corral.api.trainingjob import (
 )
 from corral.cost.charges import Charge
 from corral.disruption import checkpoints
+from corral.disruption.checkpoints import RequestId
 from corral.disruption.notices import Notice
 from corral.scheduling.actions import AnnotatePod, CallHook, CreateWorker, Nominate, RequeueAfter
 from corral.sdk.protocol import REQUESTED as CHECKPOINT_REQUESTED
@@ -177,6 +180,40 @@ def interruption_of(
     return None
 
 
+def _checkpoint_before_move(
+    step: Step,
+    alive: dict[int, WorkerPod],
+    *,
+    notice_seen: datetime | None = None,
+    notice_deadline: datetime | None = None,
+    demanded: datetime | None = None,
+    demand_reason: checkpoints.RequestReason = "manual",
+) -> checkpoints.CheckpointPlan | None:
+    """The checkpoint a gang is asked for before it moves (a notice, or the policy's choice):
+    the request made, `lastCheckpoint` advanced; None while the workers are still given time
+    to acknowledge (phase Checkpointing, woken when the wait ends), else the settled plan."""
+    spec, status, now = step.job.spec, step.status, step.now
+    plan = checkpoints.plan(
+        spec.checkpoint,
+        _worker_views(alive),
+        status.last_checkpoint,
+        now=now,
+        running_since=_run_start(alive),
+        notice_seen=notice_seen,
+        notice_deadline=notice_deadline,
+        demanded=demanded,
+        demand_reason=demand_reason,
+    )
+    _advance(step, plan)
+    _hook_actions(step, spec, plan)
+    if plan.waiting and plan.wait_until is not None:
+        if status.phase != "Checkpointing":
+            step.phase("Checkpointing")
+        step.decision.add(RequeueAfter(max(0.5, (plan.wait_until - now).total_seconds())))
+        return None
+    return plan
+
+
 def on_notice(
     step: Step,
     current: Sequence[WorkerPod],
@@ -216,21 +253,10 @@ def on_notice(
     why = f"{disruption.node}: {disruption.signal}"
     saved = False
     if spec.checkpoint.on_interruption:
-        plan = checkpoints.plan(
-            spec.checkpoint,
-            _worker_views(alive),
-            status.last_checkpoint,
-            now=now,
-            running_since=_run_start(alive),
-            notice_seen=disruption.seen,
-            notice_deadline=disruption.deadline,
+        plan = _checkpoint_before_move(
+            step, alive, notice_seen=disruption.seen, notice_deadline=disruption.deadline
         )
-        _advance(step, plan)
-        _hook_actions(step, spec, plan)
-        if plan.waiting and plan.wait_until is not None:
-            if status.phase != "Checkpointing":
-                step.phase("Checkpointing")
-            step.decision.add(RequeueAfter(max(0.5, (plan.wait_until - now).total_seconds())))
+        if plan is None:
             return
         if plan.timed_out:
             why += (
@@ -333,6 +359,60 @@ def _replace_in_place(
     )
 
 
+def policy_move(
+    step: Step,
+    current: Sequence[WorkerPod],
+    alive: dict[int, WorkerPod],
+    live: Charge,
+    price: Price | None,
+    spot_fits: capacity.SpotFits,
+) -> bool:
+    """The deadline spot policy on a running gang (every worker Running): when it chooses other
+    capacity than the gang runs on, checkpoint (bounded by `checkpoint.timeoutSeconds`), then
+    re-place the whole gang on that capacity, resuming from the checkpoint. Returns whether the
+    step is taken by a move. Level-triggered: the move in progress is `status.capacity.type`
+    differing from `placed`, since `status.capacity.since` (the checkpoint request is derived
+    from it), so a restarted operator carries on where it was. It never flaps: leaving spot is
+    the safety net's (on-demand for good), and going back to spot needs the hysteresis."""
+    spec, status, now = step.job.spec, step.status, step.now
+    decision = capacity.for_running(spec, status, step.job.created, now, spot_fits)
+    if decision is None:
+        return False
+    chosen, changed = capacity.record(status, decision, now)
+    status.capacity = chosen
+    placed, target = chosen.placed, decision.capacity
+    if target in (placed, "none"):
+        if changed:
+            step.event("Normal", "CapacityPolicy", decision.reason)
+        if status.phase == "Checkpointing":
+            step.phase("Running")  # a move given up while its checkpoint was asked for
+        return False
+    plan = _checkpoint_before_move(step, alive, demanded=chosen.since, demand_reason="policy")
+    if plan is None:
+        return True
+    last = status.last_checkpoint
+    made = RequestId.parse(last.id) if last is not None else None
+    saved = made is not None and made.time >= chosen.since.replace(microsecond=0)
+    why = f"moving the gang from {placed} to {target}: {decision.reason}"
+    if not saved and plan.timed_out and plan.request is not None:
+        why += (
+            f"; worker(s) {', '.join(plan.missing)} did not acknowledge checkpoint "
+            f"{plan.request} in time"
+        )
+    interrupt(
+        step,
+        current,
+        live,
+        price,
+        "CapacityPolicy",
+        why,
+        0.0 if saved else None,
+        chosen.since,
+        "policy",
+    )
+    return True
+
+
 def reform_failure(step: Step, pod: WorkerPod) -> tuple[RestartReason, str] | None:
     """A worker that kept running through an in-place replacement and fails before the gang runs
     again (its collective timed out while the rendezvous re-formed, say) is the interruption's
@@ -425,7 +505,8 @@ def _record_interruption(
     step.condition("Running", "False", reason, message)
     lost = f"; {lost_work_seconds:.0f}s of work lost" if lost_work_seconds else ""
     step.event(
-        "Warning",
+        # The policy's move is planned (a checkpoint first): worth telling, not a warning.
+        "Normal" if reason == "CapacityPolicy" else "Warning",
         reason,
         f"Interruption {status.interruptions} ({reason}): {message}; {resume}{lost} "
         "(interruptions do not count against maxRestarts)",
