@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from builders import node, training_job
-from harness import wait_for
+from harness import Cluster, wait_for
 from operator_support import Jobs, MakePool, RunningOperator
 
 
@@ -34,13 +34,29 @@ def policy_events(jobs: Jobs, name: str) -> list[str]:
 
 
 def test_ahead_of_the_line_runs_on_spot_too_close_a_deadline_on_on_demand_and_each_says_why(
-    namespace: str, make_pool: MakePool, jobs: Jobs, operator: RunningOperator
+    cluster: Cluster,
+    namespace: str,
+    make_pool: MakePool,
+    jobs: Jobs,
+    operator: RunningOperator,
 ) -> None:
     pool = make_pool(
         [node("spot-0").rack("r1").spot(), node("spot-1").rack("r1").spot()]
         + [node(f"od-{i}").rack("r2") for i in range(2)]
     )
     spot = {f"{pool}-spot-0", f"{pool}-spot-1"}
+    # The operator decides with what its cache holds: let it see the four Ready nodes first (its
+    # pool status says so), or the first decision may be "no spot" and then change, as it should.
+    wait_for(
+        lambda: (
+            cluster.custom.get_cluster_custom_object("corral.dev", "v1alpha1", "gpupools", pool)
+            .get("status", {})
+            .get("readyNodes")
+            == 4
+        ),
+        timeout=15,
+        message="the operator sees the pool's nodes",
+    )
     # 9 h of slack for 1 h of work: ahead of the line, spot fits -> spot.
     jobs.create(deadline_job("ahead", namespace, pool, hours=10))
     # 1 h of work due in 70 min: less than the work + 2 x restart overhead + a policy period is
