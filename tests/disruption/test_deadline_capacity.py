@@ -117,6 +117,7 @@ def test_without_a_rate_the_job_is_placed_as_its_spec_allows_and_says_why() -> N
     c.run_pass(T0)
     chosen = status(c).capacity
     assert chosen is not None and "no steps-per-hour estimate" in chosen.reason
+    assert (chosen.type, chosen.placed) == ("any", "on-demand")
     assert placed_on(c) == {"o"}
     assert chosen.rate_time == T0, "the learned rate counts from the gang's start"
 

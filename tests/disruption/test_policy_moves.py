@@ -220,3 +220,27 @@ def test_a_move_whose_checkpoint_is_never_acknowledged_goes_after_the_timeout_wi
         assert "did not acknowledge checkpoint" in status["lastRestart"]["message"]
 
     run(scenario)
+
+
+def test_until_the_rate_is_known_the_choice_reads_any_then_the_first_decision_is_told() -> None:
+    async def scenario(h: Harness) -> None:
+        body = deadline_job(h)
+        del body["spec"]["progress"]["stepsPerHour"]
+        h.api.put(body)
+        await h.converge()
+        capacity = h.job("j")["status"]["capacity"]
+        assert h.phase("j") == "Running" and kinds(h) == {"o"}
+        assert (capacity["type"], capacity["placed"]) == ("any", "on-demand")
+        assert "no steps-per-hour estimate yet" in capacity["reason"]
+        assert policy_events(h) == []
+        before = dict(h.api.requests)
+        await advance(h, 0.5 * HOUR)
+        assert writes_since(h, before).get(("PATCH", "trainingjobs/status"), 0) <= 1, "usage only"
+        await acknowledge_new_checkpoint(h, 100)  # 100 steps in 0.5 h: 200 per hour
+        capacity = h.job("j")["status"]["capacity"]
+        assert capacity["stepsPerHour"] == 200
+        assert (capacity["type"], capacity["placed"]) == ("on-demand", "on-demand")
+        (told,) = policy_events(h)
+        assert told.startswith("staying on on-demand: no spot")
+
+    run(scenario, spot_up=False)

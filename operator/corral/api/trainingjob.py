@@ -398,13 +398,16 @@ class RestartRecord(StatusModel):
 
 
 CapacityChoice = Literal["spot", "on-demand", "none"]
+PolicyChoice = Literal["spot", "on-demand", "none", "any"]
 
 
 class CapacityStatus(StatusModel):
     """The deadline spot policy's decision (spec.deadline with spec.progress)."""
 
-    type: CapacityChoice
-    """What the gang should run on now: spot, on-demand, or none (wait for spot)."""
+    type: PolicyChoice
+    """What the gang should run on now: spot, on-demand, none (wait for spot), or any (the
+    policy cannot decide yet, its steps-per-hour rate is unknown: any capacity
+    spec.capacity.types allows; `placed` says which the gang got)."""
     reason: str
     """Why, in numbers (as of the last change of `type`)."""
     since: Time

@@ -169,17 +169,18 @@ def record(
 
 
 def waiting_for_rate(status: TrainingJobStatus, now: datetime) -> CapacityStatus:
-    """The status while the rate is unknown: capacity as the spec allows, said why."""
+    """The status while the rate is unknown: `any` capacity the spec allows, said why (the
+    first decision once the rate is known is a change, told by an event)."""
     reason = (
         "no steps-per-hour estimate yet (set spec.progress.stepsPerHour, or it is learned from "
-        "two checkpoints): placed as spec.capacity allows"
+        "the running gang's first checkpoint): placed on any capacity spec.capacity.types allows"
     )
     before = status.capacity
-    if before is not None and before.reason == reason:
+    if before is not None and (before.type, before.reason) == ("any", reason):
         return before
-    return (before or CapacityStatus(type="none", reason=reason, since=now)).model_copy(
-        update={"reason": reason}
-    )
+    if before is None:
+        return CapacityStatus(type="any", reason=reason, since=now)
+    return before.model_copy(update={"type": "any", "reason": reason, "since": now})
 
 
 def learn(
