@@ -111,10 +111,11 @@ def test_the_safety_net_moves_a_running_gang_from_spot_to_on_demand_for_good() -
         assert {"name": protocol.RESUME_STEP_ENV, "value": "100"} in env
         (moved,) = policy_events(h)[1:]  # one event for the move, saying why
         assert "Interruption 1 (CapacityPolicy)" in moved and "safety net" in moved
-        # What the move cost: the checkpoint read back, two old workers deleted, two new ones
-        # created, nominated and ungated, and the job's status at each phase change.
+        # What the move cost: two old workers deleted, two new ones created, nominated and
+        # ungated, and three status writes (the checkpoint read back and the gang ended, the
+        # new placement, Running again).
         assert writes_since(h, before) == {
-            ("PATCH", "trainingjobs/status"): 4,
+            ("PATCH", "trainingjobs/status"): 3,
             ("DELETE", "pods"): 2,
             ("POST", "pods"): 2,
             ("PATCH", "pods/status"): 2,
