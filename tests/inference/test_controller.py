@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from tests.autoscaling.builders import load
 from tests.controllers.harness import Harness
 from tests.controllers.test_operator import assert_never_overcommitted, gang
@@ -425,3 +427,96 @@ def test_a_service_over_its_namespace_quota_stays_at_the_quota_and_says_so_once(
         assert [reason for _, _, reason, _ in warnings] == ["QuotaExceeded"]
 
     run(scenario)
+
+
+def _quota(gpus: int) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "gpus", "namespace": "default"},
+        "spec": {"hard": {"requests.nvidia.com/gpu": str(gpus)}},
+        "status": {"hard": {"requests.nvidia.com/gpu": str(gpus)}, "used": {}},
+    }
+
+
+def _namespace(**labels: str) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "default", "labels": labels},
+    }
+
+
+def _team_pool(h: Harness) -> None:
+    document = pool("p").select(pool="p").dict()
+    document["spec"]["namespaceSelector"] = {"matchLabels": {"team": "b"}}
+    h.api.put(document)
+
+
+@dataclass
+class Wake:
+    name: str
+    blocked: Callable[[Harness], None]
+    """Puts what refuses the third replica."""
+    reason: str
+    unblock: Callable[[Harness], None]
+    """The change that lets it be made (an event, no clock advance)."""
+    hosts: int = 4
+
+
+WAKES = [
+    Wake(
+        "a ResourceQuota raised",
+        lambda h: h.api.put(_quota(2)),
+        "QuotaExceeded",
+        lambda h: h.api.put(_quota(3)),
+    ),
+    Wake(
+        "a ResourceQuota deleted",
+        lambda h: h.api.put(_quota(2)),
+        "QuotaExceeded",
+        lambda h: h.api.remove(_quota(2)),
+    ),
+    Wake(
+        "the namespace labelled for the pool",
+        lambda h: (h.api.put(_namespace()), _team_pool(h)),
+        "PoolNotAllowed",
+        lambda h: h.api.put(_namespace(team="b")),
+    ),
+    Wake(
+        "the pool's namespaceSelector dropped",
+        lambda h: (h.api.put(_namespace()), _team_pool(h)),
+        "PoolNotAllowed",
+        lambda h: h.api.put(pool("p").select(pool="p").dict()),
+    ),
+    Wake(
+        "a third host joins",
+        lambda h: None,
+        "Unschedulable",
+        lambda h: h.api.put(node("h2").zone("z0").label("pool", "p").gpus(8).obj()),
+        hosts=2,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", WAKES, ids=lambda c: c.name)
+def test_a_waiting_service_is_woken_by_the_change_that_admits_it(case: Wake) -> None:
+    """Not by the 15 s retry: the clock never moves after the change."""
+
+    async def scenario(h: Harness) -> None:
+        case.blocked(h)
+        await h.converge()
+        # Two 8-GPU replicas per host at most: on two hosts the third waits for a host
+        # (capacity); on four, only the quota or the pool's selector stops it.
+        h.api.put(service("chat").replicas(3).gpus(8 if case.hosts == 2 else 1).dict())
+        await serve(h)
+        made = len(replicas(h))
+        assert condition(h, "Ready")["reason"] == case.reason
+        assert made < 3
+        case.unblock(h)
+        await serve(h)  # no clock advance: only the change's event can wake the service
+        assert len(replicas(h)) == 3, condition(h, "Ready")
+        assert condition(h, "Ready")["reason"] == "ReplicasReady"
+        assert h.api.requests[("POST", "pods")] == 3
+
+    run(scenario, fleet(hosts=case.hosts))

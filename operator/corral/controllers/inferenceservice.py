@@ -57,6 +57,12 @@ KEY_PREFIX = "cis:"
 TICK_SECONDS = 15.0
 FIGURE_REFRESH_SECONDS = 60.0
 """Latency figures in status are refreshed at most this often unless something else changed."""
+ADMISSION = frozenset({"QuotaExceeded", "PoolNotAllowed"})
+"""Ready reasons of a service whose next replica admission refused (its namespace's labels, a
+ResourceQuota or a PriorityClass can change the answer)."""
+CAPACITY = frozenset({"Unschedulable"})
+"""The Ready reason of a service whose next replica found no room (a node, a pool's spec or a
+pod that ends can change the answer)."""
 
 
 @dataclass
@@ -94,6 +100,10 @@ class InferenceServiceController:
         watch event may come after the pod's: until a quota changes in the cache, admission
         counts these itself, or the very next reconcile would try a replica over the quota."""
         self.exported = ServiceMetrics()
+        self.waiting: dict[str, str] = {}
+        """Service -> why a replica it wants is not made (its Ready reason, one of ADMISSION or
+        CAPACITY): the events that can change the answer wake exactly these (`wake`); the
+        lifecycle's 15 s retry remains only as a safety net."""
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -268,6 +278,7 @@ class InferenceServiceController:
                 self.op.post_event(obj, "Warning", "Blocked", str(exc))
             raise
         self._blocked.pop(key, None)
+        self._note_waiting(key, decision)
         for action in decision.of(CreateWorker):
             assert isinstance(action, CreateWorker)
             add_into(uncounted, self._requests_on(view, action.node))
@@ -282,6 +293,22 @@ class InferenceServiceController:
         if outcome.wrote_pods:
             self.op.queue.add(owner)
             self.op.mark_pools()
+
+    def wake(self, reasons: frozenset[str], namespace: str | None = None) -> None:
+        """Reconcile the services waiting for one of `reasons` (in `namespace`, or anywhere):
+        something their admission or placement reads has changed."""
+        for key, reason in self.waiting.items():
+            if reason in reasons and (namespace is None or key.partition("/")[0] == namespace):
+                self.op.queue.add(KEY_PREFIX + key)
+
+    def _note_waiting(self, key: str, decision: Decision) -> None:
+        status = decision.status
+        assert isinstance(status, InferenceServiceStatus)
+        ready = next((c for c in status.conditions if c.type == "Ready"), None)
+        if ready is not None and ready.reason in ADMISSION | CAPACITY:
+            self.waiting[key] = ready.reason
+        else:
+            self.waiting.pop(key, None)
 
     def _sizing(self, key: str, view: ServiceView, pods: list[ReplicaPod]) -> Sizing:
         spec = view.spec
@@ -381,6 +408,7 @@ class InferenceServiceController:
         self.scaling.pop(key, None)
         self._blocked.pop(key, None)
         self._uncounted.pop(key, None)
+        self.waiting.pop(key, None)
         self.op.cache.ledger.forget(KEY_PREFIX + key)
 
     async def _refuse_invalid(self, obj: Obj, problem: str) -> None:

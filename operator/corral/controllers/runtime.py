@@ -25,8 +25,12 @@ from corral.controllers.clock import Clock, SystemClock
 from corral.controllers.executor import Blocked, Executor, PostEvent
 from corral.controllers.gpupool import POOL_STATUS_INTERVAL_SECONDS, GPUPoolController
 from corral.controllers.hooks import HookCaller
+from corral.controllers.inferenceservice import (
+    ADMISSION,
+    CAPACITY,
+    InferenceServiceController,
+)
 from corral.controllers.inferenceservice import KEY_PREFIX as INFERENCE_PREFIX
-from corral.controllers.inferenceservice import InferenceServiceController
 from corral.controllers.informer import Informer, Resource
 from corral.controllers.live import LiveCluster
 from corral.controllers.notices import NoticeProblems
@@ -267,6 +271,7 @@ def _route_node(op: Operator, change: Change) -> None:
     op.notice_problems.observe(change.key, change.new)
     op.mark_pools()
     op.schedule_pass()
+    op.inference.wake(CAPACITY)
     for key, job in op.cache.jobs.items():
         nodes = ((job.get("status") or {}).get("placement") or {}).get("nodes") or ()
         if change.key in nodes:
@@ -295,6 +300,7 @@ def _route_pod(op: Operator, change: Change) -> None:
         and old_status.get("phase") != new_status.get("phase")
     ):
         op.schedule_pass()  # devices freed
+        op.inference.wake(CAPACITY)
 
 
 def _route_pool(op: Operator, change: Change) -> None:
@@ -306,6 +312,7 @@ def _route_pool(op: Operator, change: Change) -> None:
         return  # a status write (ours, or anyone's): nothing placement reads changed
     op.mark_pools()
     op.schedule_pass()
+    op.inference.wake(ADMISSION | CAPACITY)
 
 
 def _route_job(op: Operator, change: Change) -> None:
@@ -335,8 +342,12 @@ def _route_inference(op: Operator, change: Change) -> None:
 
 def _route_tenancy(op: Operator, change: Change) -> None:
     """A Namespace's labels, a ResourceQuota or a PriorityClass changed: admission may differ.
-    (The cache keeps only what admission reads, so any change that reaches here matters.)"""
+    (The cache keeps only what admission reads, so any change that reaches here matters.)
+    InferenceServices refused by admission are woken too: of the namespace for a Namespace
+    (its key is its name) or a ResourceQuota, everywhere for a PriorityClass."""
     op.schedule_pass()
+    namespace = None if change.kind == "PriorityClass" else change.key.partition("/")[0]
+    op.inference.wake(ADMISSION, namespace)
 
 
 def _ignore(op: Operator, change: Change) -> None:
