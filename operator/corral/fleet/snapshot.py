@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
@@ -49,6 +50,11 @@ class FleetSnapshot:
         """Node name -> the pools whose nodeSelector matches it, sorted."""
         self.invalid: dict[str, str] = {}
         """Objects left out because a field could not be read -> the problem."""
+        self.static_epoch = next(_EPOCHS)
+        """Changes whenever a node or a pool is added, removed or changed (never for a pod),
+        unique across snapshots: an answer that reads only pools and nodes (which pools a
+        request may use, whether it fits them empty) holds while the epoch it was computed
+        at is current."""
 
     @classmethod
     def build(
@@ -101,6 +107,7 @@ class FleetSnapshot:
     # -- nodes ------------------------------------------------------------------------------
 
     def upsert_node(self, node: Mapping[str, Any]) -> None:
+        self.static_epoch = next(_EPOCHS)
         try:
             record = NodeRecord.from_dict(node)
         except InvalidFleetObject as exc:
@@ -126,6 +133,7 @@ class FleetSnapshot:
         self._place(record.name)
 
     def remove_node(self, name: str) -> None:
+        self.static_epoch = next(_EPOCHS)
         self.invalid.pop(f"Node {name}", None)
         if self.nodes.pop(name, None) is None:
             return
@@ -239,6 +247,7 @@ class FleetSnapshot:
     # -- pools ------------------------------------------------------------------------------
 
     def upsert_pool(self, pool: GPUPool, implicit: bool = False) -> None:
+        self.static_epoch = next(_EPOCHS)
         name = pool.metadata.name
         if not name:
             raise ValueError("a GPUPool needs metadata.name")
@@ -247,10 +256,14 @@ class FleetSnapshot:
             self._place(node)
 
     def remove_pool(self, name: str) -> None:
+        self.static_epoch = next(_EPOCHS)
         if self.pools.pop(name, None) is None:
             return
         for node in self.nodes:
             self._place(node)
+
+
+_EPOCHS = itertools.count(1)
 
 
 def _name(obj: object, field: str = "name") -> str | None:

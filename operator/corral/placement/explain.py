@@ -63,6 +63,18 @@ def unlabelled_note(view: PoolView, up_to: int | None = None) -> str | None:
 
 
 def unusable_summary(view: PoolView, demand: WorkerDemand) -> str:
+    """` (n of m nodes usable: ...)`, or "". It reads only the nodes (never their usage), so it is
+    kept with the pool's static answers: a refusal of a queue's head is explained on every pass,
+    and walking every node each time made that pass cost the size of the pool."""
+    key = ("unusable-summary", demand)
+    if key not in view.static_memo:
+        view.static_memo[key] = _unusable_summary(view, demand)
+    answer = view.static_memo[key]
+    assert isinstance(answer, str)
+    return answer
+
+
+def _unusable_summary(view: PoolView, demand: WorkerDemand) -> str:
     reasons: Counter[str] = Counter()
     for name in view.nodes:
         why = view.why_unusable(name, demand)

@@ -137,4 +137,25 @@ def select_pools(snapshot: FleetSnapshot, request: PlacementRequest) -> PoolChoi
 
 def candidate_pools(snapshot: FleetSnapshot, request: PlacementRequest) -> list[str]:
     """Names of the pools the request may use (pool-level constraints only), sorted."""
-    return [view.name for view in select_pools(snapshot, request).views]
+    return list(_candidates(snapshot, request)[0])
+
+
+def candidate_pool_set(snapshot: FleetSnapshot, request: PlacementRequest) -> frozenset[str]:
+    """`candidate_pools` as a set."""
+    return _candidates(snapshot, request)[1]
+
+
+def _candidates(
+    snapshot: FleetSnapshot, request: PlacementRequest
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    # Asked for every waiting job on every scheduling pass, and the answer reads only the pools:
+    # it is kept on the (immutable) request while the snapshot's pools and nodes stay as they
+    # were (`static_epoch`).
+    cached = request.__dict__.get("_candidate_pools")
+    if cached is not None and cached[0] == snapshot.static_epoch:
+        kept: tuple[tuple[str, ...], frozenset[str]] = cached[1]
+        return kept
+    names = tuple(view.name for view in select_pools(snapshot, request).views)
+    answer = (names, frozenset(names))
+    object.__setattr__(request, "_candidate_pools", (snapshot.static_epoch, answer))
+    return answer

@@ -51,15 +51,36 @@ class Admission:
     def pools(
         self, namespace: str, request: PlacementRequest, pools: frozenset[str], pod: PodFacts
     ) -> frozenset[str] | Inadmissible:
-        views = [self.snapshot.pools[name] for name in sorted(pools) if name in self.snapshot.pools]
+        if self.tenancy.quotas.get(namespace):
+            return self._pools(namespace, request, pools, pod)
+        # Without a quota the answer reads only what stays put from pass to pass (the pools, their
+        # nodes, the namespace's labels) and a waiting job is asked on every pass: it is kept on
+        # the (immutable) request until the tenancy or the snapshot's pools and nodes change.
+        seen = (self.snapshot.static_epoch, self.tenancy, namespace, pools)
+        cached = request.__dict__.get("_admission")
+        if cached is not None and cached[0] == seen:
+            answer: frozenset[str] | Inadmissible = cached[1]
+            return answer
+        answer = self._pools(namespace, request, pools, pod)
+        object.__setattr__(request, "_admission", (seen, answer))
+        return answer
+
+    def _pools(
+        self, namespace: str, request: PlacementRequest, pools: frozenset[str], pod: PodFacts
+    ) -> frozenset[str] | Inadmissible:
+        known = self.snapshot.pools
+        views = [known[name] for name in sorted(pools) if name in known]
         if not views:
             return pools  # nothing to check: the solver explains why no pool qualifies
-        labels = self.tenancy.labels_of(namespace)
-        allowed = [
-            view
-            for view in views
-            if view.spec.namespace_selector is None or view.spec.namespace_selector.matches(labels)
-        ]
+        allowed = views
+        if any(view.spec.namespace_selector is not None for view in views):
+            labels = self.tenancy.labels_of(namespace)
+            allowed = [
+                view
+                for view in views
+                if view.spec.namespace_selector is None
+                or view.spec.namespace_selector.matches(labels)
+            ]
         if not allowed:
             return Inadmissible(
                 "PoolNotAllowed",

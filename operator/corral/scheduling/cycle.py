@@ -14,7 +14,8 @@ from datetime import datetime
 
 from corral.cost.objective import solve as solve_for_objective
 from corral.fleet.snapshot import FleetSnapshot
-from corral.placement import NoFit, Placement, PlacementRequest, candidate_pools, place
+from corral.placement import NoFit, Placement, PlacementRequest, place
+from corral.placement.filters import candidate_pool_set
 from corral.scheduling.admission import Admission, gang_requests
 from corral.scheduling.ledger import Ledger
 from corral.scheduling.queue import Held, Inadmissible, Outcome, QueueEntry, schedule
@@ -64,7 +65,7 @@ def run(
             key=c.key,
             priority=c.priority,
             since=c.since,
-            pools=frozenset(candidate_pools(snapshot, c.request)),
+            pools=candidate_pool_set(snapshot, c.request),
         )
         for c in candidates
     ]

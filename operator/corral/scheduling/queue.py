@@ -99,7 +99,7 @@ def schedule(
         if isinstance(allowed, Inadmissible):
             outcomes.append(Outcome(entry, allowed))
             continue
-        free = frozenset(pool for pool in allowed if pool not in held)
+        free = allowed.difference(held) if held else allowed
         if allowed and not free:
             blockers = sorted(allowed)
             head = held[blockers[0]]

@@ -91,6 +91,8 @@ class InMemoryCluster:
         """Jobs the last scheduling pass failed (Unschedulable)."""
         self._waiting: set[str] = set()
         """Jobs neither finished nor placed: what the scheduling pass reads."""
+        self._waiting_order: list[str] | None = None
+        """`_waiting` in key order, until it changes."""
         self._owned: dict[str, set[str]] = {}
         """Owner UID -> keys of its pods (a job's pods are found without a scan)."""
         self._notices: dict[str, Notice | None] = {}
@@ -202,7 +204,9 @@ class InMemoryCluster:
         The pass is the only reader and skips the others anyway (as the operator's does); an
         index kept on every status write spares a pass over a simulated week from reading every
         job ever submitted, and every running one."""
-        for key in sorted(self._waiting):
+        if self._waiting_order is None:
+            self._waiting_order = sorted(self._waiting)
+        for key in self._waiting_order:
             record = self.training_job(key)
             if record is not None:
                 yield record
@@ -235,12 +239,12 @@ class InMemoryCluster:
         obj.pop("status", None)
         key = f"{meta['namespace']}/{meta['name']}"
         self.jobs[key] = obj
-        self._waiting.add(key)
+        self._wait(key, True)
         return key
 
     def delete_job(self, key: str) -> None:
         obj = self.jobs.pop(key, None)
-        self._waiting.discard(key)
+        self._wait(key, False)
         if obj is None:
             return
         uid = obj["metadata"]["uid"]
@@ -401,10 +405,8 @@ class InMemoryCluster:
                         # Only the status changed: keep the parsed spec rather than parse it again.
                         view = dataclasses.replace(record.view, status=status)
                         self._records[key] = (version, dataclasses.replace(record, view=view))
-                    if wire.get("phase") in ("Succeeded", "Failed") or wire.get("placement"):
-                        self._waiting.discard(key)
-                    else:
-                        self._waiting.add(key)
+                    done = wire.get("phase") in ("Succeeded", "Failed") or wire.get("placement")
+                    self._wait(key, not done)
             elif isinstance(action, DeletePod):
                 self._remove_pod(f"{obj['metadata']['namespace']}/{action.name}")
             elif isinstance(action, ReleaseAssumed):
@@ -559,6 +561,11 @@ class InMemoryCluster:
         self._snapshot.remove_pod(namespace, name)
         self._ledger.observed((namespace, name))
         self._bump()
+
+    def _wait(self, key: str, waiting: bool) -> None:
+        if waiting != (key in self._waiting):
+            (self._waiting.add if waiting else self._waiting.discard)(key)
+            self._waiting_order = None
 
     def _bump(self) -> str:
         self._version += 1

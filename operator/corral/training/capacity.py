@@ -34,13 +34,10 @@ checkpoints): the safety net keeps this much more in reserve."""
 def applies(spec: TrainingJobSpec) -> bool:
     """The job has a deadline and says how far it has to go, and may use spot and something
     else."""
+    if spec.deadline is None or spec.progress is None:
+        return False  # most jobs: asked on every pass, so answered before building any set
     types = set(spec.capacity.types)
-    return (
-        spec.deadline is not None
-        and spec.progress is not None
-        and "spot" in types
-        and bool(types - {"spot"})
-    )
+    return "spot" in types and bool(types - {"spot"})
 
 
 def offers_choice(snapshot: FleetSnapshot, request: PlacementRequest) -> bool:

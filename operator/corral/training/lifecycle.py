@@ -594,21 +594,34 @@ def refusal_unchanged(job: JobView, reason: str) -> bool:
     """Whether `refuse(job, reason, permanent=False, ...)` would return the job's own status (and
     no event): the job already waits, told exactly this. A pass over a long queue skips these,
     which keeps its cost in what changed rather than in how many jobs wait."""
+    # Asked for every waiting job on every pass, of the same view (a new status is a new view):
+    # what it has been told is read off the view once.
+    told = job.__dict__.get("_told")
+    if told is None:
+        told = (_told(job),)
+        object.__setattr__(job, "_told", told)
+    return told[0] == reason
+
+
+def _told(job: JobView) -> str | None:
+    """The NoFit reason the job's status already says it waits for, if it says exactly that."""
     status, generation = job.status, job.generation
     if status.phase == "Pending" or status.queued_since is None:
-        return False
+        return None
     if status.observed_generation != generation:
-        return False
+        return None
     admitted = get_condition(status.conditions, "Admitted")
     placed = get_condition(status.conditions, "Placed")
-    return (
+    if (
         admitted is not None
         and (admitted.status, admitted.reason, admitted.message, admitted.observed_generation)
         == ("True", "Admitted", ADMITTED_MESSAGE, generation)
         and placed is not None
-        and (placed.status, placed.reason, placed.message, placed.observed_generation)
-        == ("False", "NoFit", reason, generation)
-    )
+        and (placed.status, placed.reason, placed.observed_generation)
+        == ("False", "NoFit", generation)
+    ):
+        return placed.message
+    return None
 
 
 def wait_for_spot(job: JobView, chosen: CapacityStatus, now: datetime) -> TrainingJobStatus:

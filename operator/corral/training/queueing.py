@@ -15,7 +15,7 @@ from corral.placement import NoFit, Placement, PlacementRequest, candidate_pools
 from corral.scheduling import cycle
 from corral.scheduling.actions import Decision, Emit, RequeueAfter
 from corral.scheduling.queue import Held, Inadmissible
-from corral.scheduling.tenancy import PodFacts
+from corral.scheduling.tenancy import PodFacts, Tenancy
 from corral.training import capacity
 from corral.training.accounting import budget_refusal
 from corral.training.cluster import JobRecord, TrainingCluster, ledger_owner
@@ -58,30 +58,45 @@ def waiting(cluster: TrainingCluster, now: datetime) -> list[tuple[JobRecord, cy
         requeue = status.requeue_state
         if requeue is not None and requeue.requeue_at is not None and requeue.requeue_at > now:
             continue
-        name, attempt = view.name, status.attempt
-        priority = tenancy.priority(view.spec.priority_class_name)
-        found.append(
-            (
-                record,
-                cycle.Candidate(
-                    key=record.key,
-                    namespace=view.namespace,
-                    priority=priority if priority is not None else tenancy.default_priority,
-                    since=view.created,
-                    request=request,
-                    worker_name=lambda i, name=name, attempt=attempt: worker_pod_name(  # type: ignore[misc]
-                        name, i, attempt
-                    ),
-                    owner=ledger_owner(record.key, attempt),
-                    pod=PodFacts(
-                        priority_class=view.spec.priority_class_name or tenancy.default_class,
-                        terminating="activeDeadlineSeconds" in pod_spec(view.spec.template),
-                    ),
-                    refused=_refused(view, request, priority, cluster.snapshot),
-                ),
-            )
-        )
+        # A job waits through many passes as the same record (a new status is a new record):
+        # its candidate is built once per record and tenancy. Not for a job with a cost
+        # budget, whose refusal reads the pools' prices.
+        cached = record.__dict__.get("_candidate")
+        if cached is not None and cached[0] is tenancy:
+            found.append((record, cached[1]))
+            continue
+        candidate = _candidate(record, view, request, tenancy, cluster.snapshot)
+        if view.spec.budget.cost is None:
+            object.__setattr__(record, "_candidate", (tenancy, candidate))
+        found.append((record, candidate))
     return found
+
+
+def _candidate(
+    record: JobRecord,
+    view: JobView,
+    request: PlacementRequest,
+    tenancy: Tenancy,
+    snapshot: FleetSnapshot,
+) -> cycle.Candidate:
+    name, attempt = view.name, view.status.attempt
+    priority = tenancy.priority(view.spec.priority_class_name)
+    return cycle.Candidate(
+        key=record.key,
+        namespace=view.namespace,
+        priority=priority if priority is not None else tenancy.default_priority,
+        since=view.created,
+        request=request,
+        worker_name=lambda i, name=name, attempt=attempt: worker_pod_name(  # type: ignore[misc]
+            name, i, attempt
+        ),
+        owner=ledger_owner(record.key, attempt),
+        pod=PodFacts(
+            priority_class=view.spec.priority_class_name or tenancy.default_class,
+            terminating="activeDeadlineSeconds" in pod_spec(view.spec.template),
+        ),
+        refused=_refused(view, request, priority, snapshot),
+    )
 
 
 def _defer_flexible(
