@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from builders import POOL_LABEL, gpupool, node
+from builders import gpupool, node
 from harness import Cluster, wait_for
 from operator_support import MakePool, RunningOperator, ignore_404
 
@@ -96,4 +96,3 @@ def test_printer_columns_show_inventory(
     header, row = out.strip().splitlines()
     assert header.split()[:6] == ["NAME", "ACCELERATOR", "NODES", "READY", "DEVICES", "FREE"]
     assert row.split()[:6] == [pool, "H100-80GB", "2", "2", "12", "12"]
-    assert POOL_LABEL
