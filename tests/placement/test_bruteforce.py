@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+from collections import Counter
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
@@ -208,8 +209,19 @@ def check_against_brute_force(case: dict[str, Any]) -> None:
         return
     assert isinstance(result, Placement), (result, expected)
     event(f"hosts used: {min(expected[-1], 4)}; span {result.span_level}")
-    counts = tuple(result.domains_per_level[key] for key in [*case["tree"], HOST])
-    assert counts == expected
+    # Recounted from the assignments, not taken from the solver's own summary: every worker on a
+    # usable host with room for it, the gang's domains per level the least possible.
+    by_name = {host["name"]: host for host in case["hosts"]}
+    assert len(result.assignments) == case["workers"]
+    for name, workers in Counter(result.assignments).items():
+        host = by_name[name]
+        free = host["gpus"] - min(host["used"], host["gpus"])
+        assert host["ready"] and not host["tainted"], (name, host)
+        assert workers * case["devices"] <= free, (name, workers, free)
+    used = [by_name[name] for name in sorted(set(result.assignments))]
+    assert counts_of(used, case["tree"]) == expected
+    reported = tuple(result.domains_per_level[key] for key in [*case["tree"], HOST])
+    assert reported == expected, "the placement's own summary disagrees with its assignments"
     # The span is the narrowest level with a single domain.
     levels = [*case["tree"], HOST]
     single = [key for key, count in zip(levels, expected, strict=True) if count == 1]
