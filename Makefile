@@ -105,25 +105,28 @@ dev: install binaries
 	  if [ -n "$$others" ]; then $(DEV_KUBECTL) get cis chat-demo -n default -w & others="$$others $$!"; fi; \
 	  wait $$pid; kill $$others 2>/dev/null || true
 
-# An interruption survived, on the running demo: an AWS spot notice on a node of llama-pretrain;
-# the operator asks its workers to checkpoint, this recipe answers as the workload would (step
-# 1000), and the affected worker is replaced in place (the others keep running) and resumes
-# from that step. `make dev` runs it once the samples run.
+# An interruption survived, on the running demo: an AWS spot notice on a node of llama-pretrain.
+# kwok runs no containers, so examples/sdk/workers.py stands in for them: the real training loop
+# (examples/sdk/train.py, numpy, corral.sdk) per worker pod, through a kubectl proxy. The
+# operator asks the workers to checkpoint, they save and acknowledge; the gang fills its rack, so
+# there is no room to replace the one worker inside it and the whole gang moves to another rack
+# (counted as an interruption, not a restart); each process dies with its pod and the new
+# workers' processes resume from the acknowledged step. `make dev` runs it once the samples run.
 DEV_JOB := llama-pretrain
+DEV_PROXY_PORT := 18001
 dev-interrupt: install
 	@node=$$($(DEV_KUBECTL) get trainingjob $(DEV_JOB) -n default -o jsonpath='{.status.placement.nodes[0]}'); \
 	  test -n "$$node" || { echo "dev-interrupt: $(DEV_JOB) is not placed"; exit 0; }; \
-	  echo "== AWS spot notice on $$node (reclaimed in 60s); $(DEV_JOB) checkpoints, its worker there moves =="; \
+	  rm -rf .corral/demo/ckpt .corral/demo/workers-ready; \
+	  $(DEV_KUBECTL) proxy --port $(DEV_PROXY_PORT) >/dev/null & proxy=$$!; \
+	  $(BIN)/python examples/sdk/workers.py --job $(DEV_JOB) --proxy http://127.0.0.1:$(DEV_PROXY_PORT) \
+	    --checkpoint-dir .corral/demo/ckpt --ready-file .corral/demo/workers-ready --until-resumed --seconds 150 & workers=$$!; \
+	  for i in $$(seq 100); do test -e .corral/demo/workers-ready && break; sleep 0.2; done; \
+	  echo "== AWS spot notice on $$node (reclaimed in 60s); $(DEV_JOB) checkpoints and moves =="; \
 	  KUBECONFIG=$(DEV_KUBECONFIG) $(BIN)/corral fleet interrupt $$node --source aws --notice 60s --name demo & notice=$$!; \
-	  for i in $$(seq 60); do \
-	    req=$$($(DEV_KUBECTL) get pods -n default -l corral.dev/job=$(DEV_JOB) -o jsonpath='{.items[0].metadata.annotations.corral\.dev/checkpoint-requested}'); \
-	    test -n "$$req" && break; sleep 1; \
-	  done; \
-	  echo "checkpoint requested: $$req; acknowledging as the workload (step 1000)"; \
-	  $(DEV_KUBECTL) annotate pods -n default -l corral.dev/job=$(DEV_JOB) --overwrite \
-	    corral.dev/checkpoint-completed=$$req corral.dev/checkpoint-step=1000 corral.dev/checkpoint-uri=s3://demo/ckpt-1000 >/dev/null; \
-	  $(DEV_KUBECTL) wait trainingjob $(DEV_JOB) -n default --for=jsonpath='{.status.interruptions}'=1 --timeout=60s >/dev/null || true; \
-	  $(DEV_KUBECTL) wait trainingjob $(DEV_JOB) -n default --for=jsonpath='{.status.phase}'=Running --timeout=90s >/dev/null || true; \
+	  wait $$workers && echo "== interruption survived: the new workers resumed from the checkpoint ==" \
+	    || echo "== dev-interrupt: no worker resumed (see above) =="; \
+	  kill $$proxy 2>/dev/null; \
 	  $(DEV_KUBECTL) get trainingjob $(DEV_JOB) -n default -o custom-columns='NAME:.metadata.name,PHASE:.status.phase,INTERRUPTIONS:.status.interruptions,RESTARTS:.status.restarts,LAST RESTART:.status.lastRestart.reason,RESUMED AT STEP:.status.lastCheckpoint.step,NODES:.status.placement.nodes'; \
 	  wait $$notice
 

@@ -24,6 +24,21 @@ ROOT = Path(__file__).resolve().parents[2]
 POD_PATH = "/api/v1/namespaces/ml/pods/trainer-w0-r0"
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet handler answering JSON: what the stand-ins for the API server share."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _answer(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class FakePodAPI:
     """One pod's GET and merge-PATCH, with the requests it received."""
 
@@ -35,18 +50,7 @@ class FakePodAPI:
         self.lock = threading.Lock()
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _answer(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
