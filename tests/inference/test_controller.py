@@ -520,3 +520,41 @@ def test_a_waiting_service_is_woken_by_the_change_that_admits_it(case: Wake) -> 
         assert h.api.requests[("POST", "pods")] == 3
 
     run(scenario, fleet(hosts=case.hosts))
+
+
+def test_only_the_waiting_services_of_the_changed_namespace_are_woken() -> None:
+    async def scenario(h: Harness) -> None:
+        assert h.operator is not None
+        h.api.put(_quota(2))
+        await h.converge()
+        h.api.put(service("chat").replicas(3).dict())  # waits: QuotaExceeded
+        h.api.put(service("ok").replicas(1).dict())  # serves: nothing to wake
+        await serve(h)
+        assert condition(h, "Ready")["reason"] == "QuotaExceeded"
+        woken: list[str] = []
+        reconcile = h.operator.inference.reconcile
+
+        async def counted(key: str) -> None:
+            woken.append(key)
+            await reconcile(key)
+
+        h.operator.inference.reconcile = counted  # type: ignore[method-assign]
+        other = _quota(1)
+        other["metadata"]["namespace"] = "other"
+        counted_now = _quota(2)  # kube-controller-manager counts the two replicas: still full
+        counted_now["status"]["used"] = {"requests.nvidia.com/gpu": "2"}
+        for change in (other, _namespace(team="a"), counted_now):
+            woken.clear()
+            h.api.put(change)
+            await serve(h)
+            # The waiting service (again after its own status write, when the quota's figures in
+            # its message moved); never the one that serves, nor anything for another namespace.
+            expected = set() if change is other else {"default/chat"}
+            assert set(woken) == expected, (change["kind"], woken)
+            # A quota of another namespace moving must not drop the count of the replicas just
+            # made that this namespace's quota does not show yet: no replica over the quota.
+            assert h.api.requests[("POST", "pods")] == 2 + 1, change["kind"]
+        assert h.api.requests[("POST", "pods")] == 2 + 1  # chat's two and ok's one, no more
+        assert condition(h, "Ready")["reason"] == "QuotaExceeded"
+
+    run(scenario)

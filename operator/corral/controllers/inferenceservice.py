@@ -94,11 +94,12 @@ class InferenceServiceController:
         self.default_prometheus = default_prometheus
         self.scaling: dict[str, Scaling] = {}
         self._blocked: dict[str, str] = {}
-        self._uncounted: dict[str, tuple[int, Amounts]] = {}
-        """Service -> (ResourceQuota cache version, requests of the replicas created since it
-        last moved). The API server counts a pod in its quotas as it creates it, but the quota's
-        watch event may come after the pod's: until a quota changes in the cache, admission
-        counts these itself, or the very next reconcile would try a replica over the quota."""
+        self._uncounted: dict[str, tuple[tuple[tuple[str, str], ...], Amounts]] = {}
+        """Service -> (its namespace's ResourceQuota versions in the cache, requests of the
+        replicas created since they last moved). The API server counts a pod in its quotas as it
+        creates it, but the quota's watch event may come after the pod's: until a quota of the
+        namespace changes in the cache, admission counts these itself, or the very next reconcile
+        would try a replica over the quota."""
         self.exported = ServiceMetrics()
         self.waiting: dict[str, str] = {}
         """Service -> why a replica it wants is not made (its Ready reason, one of ADMISSION or
@@ -249,7 +250,7 @@ class InferenceServiceController:
         refresh = scaling is not None and (
             scaling.figures_at is None or mono - scaling.figures_at >= FIGURE_REFRESH_SECONDS
         )
-        quotas_seen = self.op.cache.versions.get("ResourceQuota", 0)
+        quotas_seen = self._quotas_seen(view.namespace)
         held = self._uncounted.get(key)
         uncounted = dict(held[1]) if held is not None and held[0] == quotas_seen else {}
         decision = reconcile(
@@ -293,6 +294,20 @@ class InferenceServiceController:
         if outcome.wrote_pods:
             self.op.queue.add(owner)
             self.op.mark_pools()
+
+    def _quotas_seen(self, namespace: str) -> tuple[tuple[str, str], ...]:
+        """The resourceVersions of the namespace's ResourceQuotas in the cache: what moves when
+        the API server's count of this namespace's pods reaches the cache (a quota of another
+        namespace moving says nothing of them)."""
+        quotas = self.op.cache.objects.get("ResourceQuota", {})
+        prefix = namespace + "/"
+        return tuple(
+            sorted(
+                (key, str((obj.get("metadata") or {}).get("resourceVersion")))
+                for key, obj in quotas.items()
+                if key.startswith(prefix)
+            )
+        )
 
     def wake(self, reasons: frozenset[str], namespace: str | None = None) -> None:
         """Reconcile the services waiting for one of `reasons` (in `namespace`, or anywhere):
