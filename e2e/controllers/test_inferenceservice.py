@@ -291,9 +291,23 @@ def test_replicas_follow_the_latency_objective_and_hold_without_metrics(
         message="sizing from the others once the window holds none of the silent one's samples",
     )
     # Read from the others alone, 10 req/s would be 10 (n-1)/n: past the midpoint, it is made up.
-    rate = services.status("chat")["model"]["arrivalRate"]
-    unscaled = 10.0 * (ready - 1) / ready
-    assert (unscaled + 10.0) / 2 < rate <= 13.0, f"{rate} req/s read for 10, {ready} ready"
+    # (The silence may rightly have brought one more replica: while its samples leave the window
+    # the rate is made up as an over-count, scale-up only. A replica born inside the window is
+    # under-counted until the window holds it whole, so wait for a steady one, with n as it is.)
+    read: dict[str, float] = {}
+
+    def made_up() -> float | None:
+        now_ready = services.ready("chat")
+        rate = float(services.status("chat")["model"]["arrivalRate"])
+        read.update(rate=rate, ready=now_ready)
+        unscaled = 10.0 * (now_ready - 1) / now_ready
+        return rate if (unscaled + 10.0) / 2 < rate <= 13.0 else None
+
+    try:
+        rate = wait_for(made_up, timeout=45, interval=1, message="the silent one's share made up")
+    except WaitTimeout as exc:
+        raise AssertionError(f"{read['rate']} req/s read for 10, {read['ready']} ready") from exc
+    ready = int(read["ready"])
     print(f"silenced 1 of {ready}: {rate} req/s read, size {size} held 26 s, {sorted(reasons)}")
 
     # Settle first: the metrics gap restarted the scale-down window, so a surplus left from the

@@ -44,20 +44,24 @@ INTERRUPTIONS = Counter(
 )
 CHECKPOINT_SECONDS = Histogram(
     "corral_checkpoint_seconds",
-    "Time from a checkpoint request to the last worker's acknowledgement.",
+    "Time from a checkpoint request to the last worker's acknowledgement, by pool.",
+    ["pool"],
     buckets=(1, 2, 5, 10, 20, 30, 60, 90, 120, 300, 600, 1800),
     registry=REGISTRY,
 )
 RECOVERY_SECONDS = Histogram(
     "corral_recovery_seconds",
-    "Time from a termination notice (or a node's loss) to every worker Running again: MTTR.",
+    "Time from a termination notice (or a node's loss) to every worker Running again (MTTR), "
+    "by pool.",
+    ["pool"],
     buckets=(5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1800, 3600),
     registry=REGISTRY,
 )
 LOST_WORK_SECONDS = Histogram(
     "corral_lost_work_seconds",
     "Work discarded by an interruption: time since the last complete checkpoint (0 when the "
-    "gang checkpointed on notice).",
+    "gang checkpointed on notice), by the pool the gang was on.",
+    ["pool"],
     buckets=(0, 1, 10, 60, 300, 900, 1800, 3600, 7200, 14400),
     registry=REGISTRY,
 )

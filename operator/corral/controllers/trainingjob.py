@@ -348,18 +348,19 @@ def _observe_disruption(before: TrainingJobStatus, after: Any, now: datetime) ->
     """The disruption metrics, from what a status write changed (written once, counted once)."""
     assert isinstance(after, TrainingJobStatus)
     restart = after.last_restart
+    pool = before.placement.pool if before.placement else ""
     if after.interruptions > before.interruptions and restart is not None:
-        pool = before.placement.pool if before.placement else ""
         metrics.INTERRUPTIONS.labels(pool=pool, source=restart.source or "node-failure").inc()
         if restart.lost_work_seconds is not None:
-            metrics.LOST_WORK_SECONDS.observe(restart.lost_work_seconds)
+            metrics.LOST_WORK_SECONDS.labels(pool=pool).observe(restart.lost_work_seconds)
     checkpoint = after.last_checkpoint
     if checkpoint is not None and (
         before.last_checkpoint is None or before.last_checkpoint.id != checkpoint.id
     ):
         request = RequestId.parse(checkpoint.id)
         if request is not None:
-            metrics.CHECKPOINT_SECONDS.observe(max(0.0, (now - request.time).total_seconds()))
+            waited = max(0.0, (now - request.time).total_seconds())
+            metrics.CHECKPOINT_SECONDS.labels(pool=pool).observe(waited)
     if (
         after.phase == "Running"
         and before.phase != "Running"
@@ -369,7 +370,9 @@ def _observe_disruption(before: TrainingJobStatus, after: Any, now: datetime) ->
         and after.interruptions > 0
         and before.phase == "Recovering"
     ):
-        metrics.RECOVERY_SECONDS.observe(max(0.0, (now - restart.since).total_seconds()))
+        recovered_on = after.placement.pool if after.placement else pool
+        recovered = max(0.0, (now - restart.since).total_seconds())
+        metrics.RECOVERY_SECONDS.labels(pool=recovered_on).observe(recovered)
 
 
 def _observe_queue_time(view: JobView, now: datetime) -> None:
