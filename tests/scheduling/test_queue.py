@@ -95,6 +95,23 @@ def test_a_job_whose_pools_are_all_held_waits_behind_the_head() -> None:
     assert isinstance(held, Held) and held.pools == ("a", "b")
 
 
+def test_a_job_that_can_never_fit_the_pools_not_held_waits_for_the_held_one() -> None:
+    """Tried only in `b` (the head holds `a`), where it can never fit (its hosts are too small):
+    that is no verdict on `a`, so it waits behind the head instead of failing."""
+    out = run(
+        [entry("big", 10, pools=("a",)), entry("wide", 0, pools=("a", "b"))],
+        fitting=set(),
+        permanent=frozenset({"wide"}),
+    )
+    held = out["wide"]
+    assert isinstance(held, Held) and held.behind == "big" and held.pools == ("a",), held
+
+
+def test_a_job_that_can_never_fit_any_of_its_pools_is_refused_for_good() -> None:
+    out = run([entry("wide", 0, pools=("a", "b"))], fitting=set(), permanent=frozenset({"wide"}))
+    assert out["wide"] == Result(False, permanent=True)
+
+
 def test_best_effort_pools_are_never_held() -> None:
     out = run(
         [entry("big", 10), entry("small", 0, 1)], fitting={"small"}, best_effort=frozenset({"a"})

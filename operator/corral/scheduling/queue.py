@@ -106,6 +106,13 @@ def schedule(
             outcomes.append(Outcome(entry, Held(head.key, head.priority, tuple(blockers))))
             continue
         result = try_place(entry, free)
+        if free != allowed and not fits(result) and permanent(result):
+            # Never in the pools it could be tried in, but a held one may still take it: it waits
+            # behind that pool's head (it was failed for good, though the held pool had room).
+            blockers = sorted(allowed.intersection(held))
+            head = held[blockers[0]]
+            outcomes.append(Outcome(entry, Held(head.key, head.priority, tuple(blockers))))
+            continue
         outcomes.append(Outcome(entry, result))
         if not fits(result) and not permanent(result):
             for pool in free:
