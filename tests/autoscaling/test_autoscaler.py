@@ -12,7 +12,7 @@ from tests.autoscaling.builders import E2E, TTFT, learned, load, policy
 
 from corral.autoscaling.autoscaler import AutoscalerState, Decision, tick
 from corral.autoscaling.observation import Observation
-from corral.autoscaling.policy import Policy
+from corral.autoscaling.policy import Behavior, ObjectiveTarget, Policy
 from corral.autoscaling.recommend import recommend
 from corral.autoscaling.servingsim import Request, ServingSim, observe
 
@@ -238,3 +238,37 @@ def test_a_replica_that_stops_reporting_inside_the_window_never_scales_the_other
     decision, _ = tick(warm(), settled, policy(), 30)
     assert decision.active.reason == "ValidMetrics"
     assert decision.arrival_rate == pytest.approx(6.0)
+
+
+def test_a_rising_trend_that_is_not_renewed_never_flaps_the_size() -> None:
+    """Seen in e2e: a step to 10 req/s taught a rising trend; every scale-down then changed the
+    ready count, so no window was steady and the trend, never renewed, lasted its whole span.
+    The scale-down path read the averaged rate without the trend (5 replicas), the scale-up
+    path the forecast with it (6): 6 -> 5 -> 6 every window. Scale-down counts the trend too."""
+    rules = policy(
+        ObjectiveTarget("ttft", "TimeToFirstToken", 99, 1.0),
+        window=20.0,
+        startup=10.0,
+        concurrency=4,
+        max_replicas=10,
+        behavior=Behavior(scale_down_stabilization=20.0, tolerance=0.0),
+    )
+    state = AutoscalerState(model=learned(mean_service=1.2))
+    current, ready_since, sizes = 6, -1000.0, []
+    for step in range(1, 200):
+        t = step * 2.0
+        rate = 2.0 if t < 100 else min(10.0, 2.0 + (t - 100) / 20 * 8)
+        builder = load(rate=rate, mean_service=1.2).replicas(current)
+        builder.ready_since = ready_since
+        decision, state = tick(state, builder.build(at=t, window=20.0), rules, current)
+        if decision.replicas != current:
+            current, ready_since = decision.replicas, t + rules.startup
+            if t > 120:  # the load is constant from 120 s
+                sizes.append(current)
+    flaps = [
+        (a, b, c)
+        for a, b, c in zip(sizes, sizes[1:], sizes[2:], strict=False)
+        if abs(a - b) == 1 and a == c and b < a
+    ]
+    assert not flaps, sizes
+    assert current >= 5, sizes  # 10 req/s of 1.2 s requests on 4 slots each

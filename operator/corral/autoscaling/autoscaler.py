@@ -157,7 +157,11 @@ def tick(
     if wanted <= current and complete and model.mean_service is not None:
         # What scale-down waits on is computed from the rate averaged over the last window:
         # the highest of noisy recommendations over the window would keep the noise's peak.
-        steady = recommend(model, _steady_demand(rates, load, now, policy), policy, profile)
+        # A rising trend still counts: without it, the steady path took a replica away that the
+        # forecast asked back on the next tick (N <-> N-1 every window while the trend lasted).
+        rise = max(0.0, trend - load.arrival)
+        demand = _steady_demand(rates, load, now, policy) + rise
+        steady = recommend(model, demand, policy, profile)
         wanted = min(current, max(steady.replicas, 0))
     result = stabilize(state.stabilizer, wanted, current, policy, now, complete)
     state = AutoscalerState(model, rates, result.stabilizer)
