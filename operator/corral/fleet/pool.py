@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from corral.api.gpupool import GPUPool
@@ -54,6 +54,13 @@ class PoolView:
         self.static_memo: dict[object, object] = {}
         """Answers that depend on the pool's nodes but not on their usage (what fits the pool
         when it is empty); cleared whenever a node joins, leaves or changes."""
+
+    def static(self, key: Hashable, compute: Callable[[], object]) -> object:
+        """`compute()` memoised in `static_memo` under `key`: for answers that read the pool's
+        nodes, never their usage (they stay true until a node joins, leaves or changes)."""
+        if key not in self.static_memo:
+            self.static_memo[key] = compute()
+        return self.static_memo[key]
 
     # -- membership -------------------------------------------------------------------------
 

@@ -66,10 +66,7 @@ def unusable_summary(view: PoolView, demand: WorkerDemand) -> str:
     """` (n of m nodes usable: ...)`, or "". It reads only the nodes (never their usage), so it is
     kept with the pool's static answers: a refusal of a queue's head is explained on every pass,
     and walking every node each time made that pass cost the size of the pool."""
-    key = ("unusable-summary", demand)
-    if key not in view.static_memo:
-        view.static_memo[key] = _unusable_summary(view, demand)
-    answer = view.static_memo[key]
+    answer = view.static(("unusable-summary", demand), lambda: _unusable_summary(view, demand))
     assert isinstance(answer, str)
     return answer
 

@@ -20,14 +20,8 @@ from corral.placement.search import tree_level
 
 def empty_fit_problem(view: PoolView, request: PlacementRequest) -> str | None:
     """None when the gang fits the empty pool under its own constraints; else why not."""
-    # Asked for every waiting job on every pass: the key is built once per (immutable) request.
-    key = request.__dict__.get("_empty_fit_key")
-    if key is None:
-        key = ("empty-fit", request.demand(), request.workers, request.required_level)
-        object.__setattr__(request, "_empty_fit_key", key)
-    if key not in view.static_memo:
-        view.static_memo[key] = _problem(view, request)
-    answer = view.static_memo[key]
+    key = ("empty-fit", request.demand(), request.workers, request.required_level)
+    answer = view.static(key, lambda: _problem(view, request))
     assert answer is None or isinstance(answer, str)
     return answer
 

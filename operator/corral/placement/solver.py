@@ -337,9 +337,7 @@ def static_refusal(view: PoolView, request: PlacementRequest) -> Refusal | None:
     It reads the pool's nodes, never their usage, so it is memoised on the pool view until a node
     joins, leaves or changes: a pass asks it again for every waiting job that does not fit now."""
     key = ("static-refusal", request.demand(), request.workers, request.required_level)
-    if key not in view.static_memo:
-        view.static_memo[key] = _static_refusal(view, request)
-    answer = view.static_memo[key]
+    answer = view.static(key, lambda: _static_refusal(view, request))
     assert answer is None or isinstance(answer, Refusal)
     return answer
 
