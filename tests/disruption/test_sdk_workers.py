@@ -5,7 +5,6 @@ pod's loop resumes from the step its CORRAL_RESUME_* env names."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -36,8 +35,7 @@ class FakePods:
 
         class Handler(JSONHandler):
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
+                body = self._body()
                 url = urllib.parse.urlsplit(self.path)
                 with fake.lock:
                     if url.path == PODS and self.command == "GET":
