@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from corral.api.gpupool import HOSTNAME_LEVEL
+from corral.fleet.memo import kept
 from corral.fleet.pool import PoolView
 from corral.fleet.snapshot import FleetSnapshot
 from corral.placement.request import PlacementRequest
@@ -151,11 +152,8 @@ def _candidates(
     # Asked for every waiting job on every scheduling pass, and the answer reads only the pools:
     # it is kept on the (immutable) request while the snapshot's pools and nodes stay as they
     # were (`static_epoch`).
-    cached = request.__dict__.get("_candidate_pools")
-    if cached is not None and cached[0] == snapshot.static_epoch:
-        kept: tuple[tuple[str, ...], frozenset[str]] = cached[1]
-        return kept
-    names = tuple(view.name for view in select_pools(snapshot, request).views)
-    answer = (names, frozenset(names))
-    object.__setattr__(request, "_candidate_pools", (snapshot.static_epoch, answer))
-    return answer
+    def compute() -> tuple[tuple[str, ...], frozenset[str]]:
+        names = tuple(view.name for view in select_pools(snapshot, request).views)
+        return names, frozenset(names)
+
+    return kept(request, "_candidate_pools", snapshot.static_epoch, compute)

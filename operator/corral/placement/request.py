@@ -10,6 +10,7 @@ from corral.api.selection import ALL_CAPACITY_TYPES, CapacityType, WorkloadSelec
 from corral.api.template import pod_spec, template_node_selector, template_tolerations
 from corral.api.trainingjob import Objective, TrainingJob
 from corral.fleet.demand import WorkerDemand
+from corral.fleet.memo import kept
 from corral.fleet.resources import CPU, MEMORY, PODS, pod_requests
 
 
@@ -66,19 +67,19 @@ class PlacementRequest:
         # Asked for once per waiting job and pool in every scheduling pass; the request is
         # immutable, so its demand is built once (kept outside the dataclass fields: equality
         # and hashing do not see it).
-        cached = self.__dict__.get("_demand")
-        if cached is None:
-            cached = WorkerDemand.of(
+        return kept(
+            self,
+            "_demand",
+            None,
+            lambda: WorkerDemand.of(
                 devices=self.devices_per_worker,
                 cpu_millis=self.cpu_millis_per_worker,
                 memory_bytes=self.memory_bytes_per_worker,
                 tolerations=self.tolerations,
                 capacity_types=self.capacity_types,
                 node_selector=dict(self.node_selector),
-            )
-            object.__setattr__(self, "_demand", cached)
-        assert isinstance(cached, WorkerDemand)
-        return cached
+            ),
+        )
 
     @classmethod
     def of_workload(

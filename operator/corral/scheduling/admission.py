@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from corral.api.quantity import format_quantity
+from corral.fleet.memo import kept
 from corral.fleet.pool import PoolView
 from corral.fleet.resources import CPU, MEMORY, Amounts, add_into
 from corral.fleet.snapshot import FleetSnapshot
@@ -57,13 +58,9 @@ class Admission:
         # nodes, the namespace's labels) and a waiting job is asked on every pass: it is kept on
         # the (immutable) request until the tenancy or the snapshot's pools and nodes change.
         seen = (self.snapshot.static_epoch, self.tenancy, namespace, pools)
-        cached = request.__dict__.get("_admission")
-        if cached is not None and cached[0] == seen:
-            answer: frozenset[str] | Inadmissible = cached[1]
-            return answer
-        answer = self._pools(namespace, request, pools, pod)
-        object.__setattr__(request, "_admission", (seen, answer))
-        return answer
+        return kept(
+            request, "_admission", seen, lambda: self._pools(namespace, request, pools, pod)
+        )
 
     def _pools(
         self, namespace: str, request: PlacementRequest, pools: frozenset[str], pod: PodFacts

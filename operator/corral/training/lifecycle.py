@@ -32,6 +32,7 @@ from corral.api.trainingjob import (
     TrainingPhase,
 )
 from corral.cost.charges import ZERO, Charge
+from corral.fleet.memo import kept
 from corral.fleet.objects import Overcommit
 from corral.scheduling.actions import (
     CreateWorker,
@@ -596,11 +597,7 @@ def refusal_unchanged(job: JobView, reason: str) -> bool:
     which keeps its cost in what changed rather than in how many jobs wait."""
     # Asked for every waiting job on every pass, of the same view (a new status is a new view):
     # what it has been told is read off the view once.
-    told = job.__dict__.get("_told")
-    if told is None:
-        told = (_told(job),)
-        object.__setattr__(job, "_told", told)
-    return told[0] == reason
+    return kept(job, "_told", None, lambda: _told(job)) == reason
 
 
 def _told(job: JobView) -> str | None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from corral.api.names import worker_pod_name
 from corral.api.template import pod_spec
 from corral.api.trainingjob import CapacityChoice, CapacityStatus, TrainingJobStatus
 from corral.cost import deferral
+from corral.fleet.memo import kept
 from corral.fleet.snapshot import FleetSnapshot
 from corral.placement import NoFit, Placement, PlacementRequest, candidate_pools, place
 from corral.scheduling import cycle
@@ -61,14 +63,9 @@ def waiting(cluster: TrainingCluster, now: datetime) -> list[tuple[JobRecord, cy
         # A job waits through many passes as the same record (a new status is a new record):
         # its candidate is built once per record and tenancy. Not for a job with a cost
         # budget, whose refusal reads the pools' prices.
-        cached = record.__dict__.get("_candidate")
-        if cached is not None and cached[0] is tenancy:
-            found.append((record, cached[1]))
-            continue
-        candidate = _candidate(record, view, request, tenancy, cluster.snapshot)
-        if view.spec.budget.cost is None:
-            object.__setattr__(record, "_candidate", (tenancy, candidate))
-        found.append((record, candidate))
+        build = partial(_candidate, record, view, request, tenancy, cluster.snapshot)
+        keep = view.spec.budget.cost is None
+        found.append((record, kept(record, "_candidate", tenancy, build) if keep else build()))
     return found
 
 
