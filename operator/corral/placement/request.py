@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.api.meta import Toleration
 from corral.api.selection import ALL_CAPACITY_TYPES, CapacityType, WorkloadSelection
@@ -12,6 +12,9 @@ from corral.api.trainingjob import Objective, TrainingJob
 from corral.fleet.demand import WorkerDemand
 from corral.fleet.memo import kept
 from corral.fleet.resources import CPU, MEMORY, PODS, pod_requests
+
+if TYPE_CHECKING:
+    from corral.placement.scarcity import Contention
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class PlacementRequest:
     """`spec.placementObjective`: the solver ignores it; `corral.cost.objective` acts on it."""
     throughput: tuple[tuple[str, float], ...] = ()
     """`spec.throughput`: work per device-hour by accelerator type, sorted pairs."""
+    contention: Contention | None = None
+    """How contended each pool is by the jobs present (`corral.placement.scarcity`; the
+    scheduling pass passes it in, as it passes the hour): between pools that place the gang
+    equally well by topology, the least contended wins. None: every pool counts as 0."""
 
     @property
     def name(self) -> str:

@@ -30,6 +30,7 @@ from corral.placement.explain import (
 from corral.placement.filters import select_pools
 from corral.placement.request import PlacementRequest
 from corral.placement.result import NoFit, Placement
+from corral.placement.scarcity import figure
 from corral.placement.search import Choice, PoolPlan, PoolSearch, tree_level
 from corral.placement.span import rank_order, span_of
 
@@ -52,19 +53,20 @@ def place(snapshot: FleetSnapshot, request: PlacementRequest) -> Placement | NoF
     if choice.refusal is not None:
         return NoFit(choice.refusal, permanent=choice.permanent)
     demand = request.demand()
-    best: tuple[tuple[object, ...], Placement] | None = None
+    fitting: list[tuple[tuple[object, ...], Placement]] = []
     refusals: list[tuple[str, Refusal]] = []
     for view in choice.views:
         outcome = _place_in_pool(view, request, demand)
         if isinstance(outcome, Refusal):
             refusals.append((view.name, outcome))
             continue
-        key, placement = outcome
-        if best is None or key < best[0]:
-            best = (key, placement)
-    if best is not None:
-        placement = best[1]
+        fitting.append(outcome)
+    if fitting:
+        fitting.sort(key=lambda kp: kp[0])
+        placement = fitting[0][1]
         notes = list(choice.notes)
+        if len(fitting) > 1:
+            notes.append(_why_pool(fitting, request))
         if refusals:
             notes.append(
                 "other pools: "
@@ -230,9 +232,11 @@ def _describe(
             else carbon.grams_per_kwh
         )
     prefer = request.capacity_prefer
+    contended = request.contention.of(view.name) if request.contention is not None else 0
     key = (
         -_breadth(outcome.span_level, view.topology.reported_levels),
         len(outcome.order),
+        contended,
         outcome.span_room,
         sum(1 for n in outcome.order if prefer is not None and view.capacity_types[n] != prefer),
         round(outcome.price * 1000),
@@ -240,6 +244,41 @@ def _describe(
         view.name,
     )
     return key, placement
+
+
+_DECIDED_BY = (
+    "its span is narrower",
+    "it uses fewer hosts",
+    "it is the least contended",
+    "it fits tightest",
+    "more of its hosts are of the preferred capacity type",
+    "it is the cheapest",
+    "it has the least carbon",
+    "it comes first by name (the placements are otherwise equal)",
+)
+"""Why a pool won, by the term of the key between pools that decided."""
+
+
+def _why_pool(
+    fitting: list[tuple[tuple[object, ...], Placement]], request: PlacementRequest
+) -> str:
+    """Which pools were compared and the term of the objective that made the first one win."""
+    (best_key, best), (next_key, _) = fitting[0], fitting[1]
+    term = next(i for i, (a, b) in enumerate(zip(best_key, next_key, strict=True)) if a != b)
+    why = _DECIDED_BY[term]
+    contention = request.contention
+    if term == 2 and contention is not None:
+        figures = ", ".join(
+            f"{placement.pool} {figure(contention.of(placement.pool))}" for _, placement in fitting
+        )
+        why += (
+            f": demand per device from the {plural(contention.jobs, 'job')} present, each "
+            f"job's devices split evenly over the pools it accepts: {figures}"
+        )
+    elif term == 3:
+        why += f": {best_key[3]} free devices where the gang goes, against {next_key[3]}"
+    others = ", ".join(placement.pool for _, placement in fitting[1:])
+    return f"pool {best.pool} chosen over {others}, which also fit now: {why}"
 
 
 def _explanation(

@@ -8,7 +8,7 @@ them, and tells the ledger to forget a placement whose write failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -16,6 +16,7 @@ from corral.cost.objective import solve as solve_for_objective
 from corral.fleet.snapshot import FleetSnapshot
 from corral.placement import NoFit, Placement, PlacementRequest, place
 from corral.placement.filters import candidate_pool_set
+from corral.placement.scarcity import Contention, contention
 from corral.scheduling.admission import Admission, gang_requests
 from corral.scheduling.ledger import Ledger
 from corral.scheduling.queue import Held, Inadmissible, Outcome, QueueEntry, schedule
@@ -49,9 +50,24 @@ def run(
     ledger: Ledger,
     solve: Solve = place,
     tenancy: Tenancy | None = None,
+    holding: Callable[[], Iterable[PlacementRequest]] = tuple,
 ) -> list[Outcome[Placement | NoFit]]:
-    """One pass. Outcomes come in queue order; a Placement is already in the ledger."""
+    """One pass. Outcomes come in queue order; a Placement is already in the ledger.
+
+    `holding()`: the requests of the jobs that hold capacity now (placed or running). With the
+    candidates they are the jobs present, whose demand on each pool (`placement.scarcity`) decides
+    between pools for a job that several accept; asked once, and only when such a job is tried."""
     by_key = {candidate.key: candidate for candidate in candidates}
+    pressure: list[Contention] = []
+
+    def contended() -> Contention:
+        # One figure for the whole pass: the jobs it places were counted as waiting already.
+        if not pressure:
+            present = [c.request for c in candidates]
+            present.extend(holding())
+            pressure.append(contention(snapshot, present))
+        return pressure[0]
+
     admission = Admission(snapshot, tenancy or Tenancy(), ledger.assumed_requests())
 
     def admit(entry: QueueEntry) -> frozenset[str] | Inadmissible:
@@ -72,9 +88,11 @@ def run(
 
     def try_place(entry: QueueEntry, pools: frozenset[str]) -> Placement | NoFit:
         candidate = by_key[entry.key]
-        request = (
-            replace(candidate.request, pools=tuple(sorted(pools))) if pools else candidate.request
-        )
+        request = candidate.request
+        if len(pools) > 1:
+            request = replace(request, pools=tuple(sorted(pools)), contention=contended())
+        elif pools:
+            request = replace(request, pools=tuple(sorted(pools)))
         try:
             # The job's placementObjective picks among pools (corral.cost.objective); the
             # solver (or the simulator's baseline policy) places inside each.

@@ -226,6 +226,20 @@ def _record_choice(
         decision.add(choice.event)
 
 
+HOLDING_PHASES = ("Placing", "Running", "Checkpointing")
+
+
+def _holding(cluster: TrainingCluster) -> list[PlacementRequest]:
+    """The requests of the jobs that hold capacity: with the waiting ones, the jobs present."""
+    return [
+        record.request
+        for record in cluster.training_jobs()
+        if record.request is not None
+        and record.view is not None
+        and record.view.status.phase in HOLDING_PHASES
+    ]
+
+
 def queue_pass(
     cluster: TrainingCluster, now: datetime, solve: cycle.Solve | None = None
 ) -> list[Verdict]:
@@ -244,6 +258,7 @@ def queue_pass(
         cluster.ledger,
         solve=solve or place,
         tenancy=cluster.tenancy,
+        holding=lambda: _holding(cluster),
     )
     for outcome in outcomes:
         record = records[outcome.entry.key]
