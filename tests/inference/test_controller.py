@@ -528,7 +528,9 @@ def test_only_the_waiting_services_of_the_changed_namespace_are_woken() -> None:
         h.api.put(_quota(2))
         await h.converge()
         h.api.put(service("chat").replicas(3).dict())  # waits: QuotaExceeded
-        h.api.put(service("ok").replicas(1).dict())  # serves: nothing to wake
+        # Serves, in a namespace of its own (in chat's it would wait too: chat's replicas just
+        # made fill the quota, though its figures do not show them yet): nothing to wake.
+        h.api.put(service("ok", "other").replicas(1).dict())
         await serve(h)
         assert condition(h, "Ready")["reason"] == "QuotaExceeded"
         woken: list[str] = []
@@ -556,5 +558,71 @@ def test_only_the_waiting_services_of_the_changed_namespace_are_woken() -> None:
             assert h.api.requests[("POST", "pods")] == 2 + 1, change["kind"]
         assert h.api.requests[("POST", "pods")] == 2 + 1  # chat's two and ok's one, no more
         assert condition(h, "Ready")["reason"] == "QuotaExceeded"
+
+    run(scenario)
+
+
+@dataclass
+class Refusal:
+    name: str
+    message: str
+    reason: str
+    retry: Callable[[Harness], Awaitable[None]]
+    """What lets the service try again."""
+
+
+async def _quota_moves(h: Harness) -> None:
+    h.api.put(_quota(2))  # no clock advance: only the quota's event can wake it
+    await serve(h)
+
+
+async def _a_minute_passes(h: Harness) -> None:
+    await serve(h)
+    assert not replicas(h)  # not before the retry time
+    await serve(h, 60)
+
+
+REFUSALS = [
+    Refusal(
+        "a full quota waits for the quota",
+        'pods "chat-0" is forbidden: exceeded quota: gpus, requested: requests.nvidia.com/gpu=1, '
+        "used: requests.nvidia.com/gpu=2, limited: requests.nvidia.com/gpu=2",
+        "QuotaExceeded",
+        _quota_moves,
+    ),
+    Refusal(
+        "Pod Security is tried again after a minute",
+        'pods "chat-0" is forbidden: violates PodSecurity "restricted:latest": privileged',
+        "PodRejected",
+        _a_minute_passes,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=lambda c: c.name)
+def test_a_refused_replica_is_said_once_and_tried_again_when_it_may_pass(case: Refusal) -> None:
+    """Pods of other workloads can fill the quota between admission and the create; an admission
+    policy can refuse the template. The service says why, and its own status write does not make
+    it try again: that wrote the status back and forth and created pods in a hot loop."""
+
+    async def scenario(h: Harness) -> None:
+        h.api.fail("POST", "pods", 403, times=1_000, message=case.message)
+        h.api.put(service("chat").replicas(1).dict())
+        await serve(h)
+        ready = condition(h, "Ready")
+        assert (ready["reason"], ready["message"], replicas(h)) == (
+            case.reason,
+            case.message,
+            [],
+        )
+        assert h.api.requests[("POST", "pods")] == 1
+        assert h.api.writes("inferenceservices/status") <= 2
+        assert [e for e in h.events if e[2] == case.reason] == [
+            ("chat", "Warning", case.reason, case.message)
+        ]
+        h.api.faults.clear()
+        await case.retry(h)
+        assert len(replicas(h)) == 1
+        assert condition(h, "Ready")["reason"] == "ReplicasReady"
 
     run(scenario)

@@ -275,6 +275,10 @@ class ClusterCache:
             if old is not None and _rv(old) == rv:
                 return None
         new = strip(kind, obj)
+        if kind == "ResourceQuota":
+            # Even a quota whose figures read the same has been recounted: it counts the pods
+            # created before it moved (the ledger stops counting them itself).
+            self.ledger.quotas_moved(key.rpartition("/")[0])
         if kind in TENANCY_KINDS and old is not None and _same_content(old, new):
             store[key] = new
             return None  # a resourceVersion bump of nothing admission reads
@@ -323,7 +327,7 @@ class ClusterCache:
                 del self.owned[old_owner]
         if new_owner:
             self.owned[new_owner].add(key)
-        self.ledger.observed((namespace, name))
+        self.ledger.observed((namespace, name), gone=new is None)
         if new is None:
             self.snapshot.remove_pod(namespace, name)
         else:

@@ -67,6 +67,13 @@ class PodRejected(Exception):
     workload's Service without which its pods cannot start."""
 
 
+class QuotaRefused(PodRejected):
+    """A ResourceQuota had no room left for a pod or the Service ("exceeded quota"). Unlike the
+    other refusals it passes: the quota frees as other pods end, and the pass admitted the
+    workload from a count that was behind the API server's (or other workloads' pods took the
+    room since). A caller that does not tell it apart treats it as any refusal."""
+
+
 @dataclass
 class Target:
     """The object a decision is about, and how to make its workload-specific objects."""
@@ -254,7 +261,7 @@ class Executor:
             if exc.status == 409:
                 answer = await self._adopt(target, "pods", name)
             elif _is_rejection(exc):
-                raise PodRejected(exc.message) from exc
+                raise refusal(exc.message) from exc
             else:
                 raise
         self.cache.apply("Pod", "ADDED", answer, "write")
@@ -328,7 +335,7 @@ class Executor:
                 if _is_rejection(exc):
                     # Refused by validation, a quota on Services or an admission policy: no retry
                     # fixes it, and retrying would hold the gang's devices for good (issue 9).
-                    raise PodRejected(
+                    raise refusal(
                         f"its Service {name} was refused, so no pod can start: {exc.message}"
                     ) from exc
                 raise
@@ -348,6 +355,13 @@ def _not_ours(kind: str, name: str) -> str:
         f"a {kind} named {name} exists and is not owned by this object (ownerReference UID); "
         "delete or rename it"
     )
+
+
+def refusal(message: str) -> PodRejected:
+    """The refusal the API server's message says: a full quota passes, the rest do not."""
+    # The quota admission plugin words a full quota "exceeded quota: <name>, requested: ...";
+    # a pod a quota cannot count ("failed quota: <name>: must specify ...") stays refused.
+    return QuotaRefused(message) if "exceeded quota" in message else PodRejected(message)
 
 
 def _is_rejection(exc: ApiError) -> bool:
@@ -389,6 +403,8 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
             pending.extend(item.exceptions)
         else:
             leaves.append(item)
+    # A refusal that passes (a full quota) says less than one that does not (an invalid pod).
+    leaves.sort(key=lambda leaf: isinstance(leaf, QuotaRefused))
     for preferred in (PodRejected, Blocked, Gone, Conflict):
         for leaf in leaves:
             if isinstance(leaf, preferred):

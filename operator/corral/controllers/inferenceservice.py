@@ -33,15 +33,15 @@ from corral.autoscaling.histogram import Histogram, MalformedHistogram
 from corral.autoscaling.observation import Replicas
 from corral.autoscaling.policy import Policy, policy_of
 from corral.autoscaling.resume import Remembered, resume
-from corral.controllers.executor import Blocked, Gone, PodRejected, Target
+from corral.controllers.executor import Blocked, Gone, PodRejected, QuotaRefused, Target
 from corral.controllers.servicemetrics import ServiceMetrics
-from corral.fleet.resources import Amounts, add_into
 from corral.inference.lifecycle import PodAge, ServiceView, Sizing, fixed, reconcile
 from corral.inference.placement import replica_request
 from corral.inference.replicas import ReplicaPod, revision_of
 from corral.kube import replicas as builders
 from corral.kube.rest import custom_path
 from corral.scheduling.actions import CreateWorker, Decision, Emit
+from corral.scheduling.queue import Inadmissible
 from corral.sources.metrics import MetricsSource
 from corral.sources.metrics import Target as MetricsTarget
 from corral.sources.prometheus import PrometheusMetrics
@@ -63,6 +63,20 @@ ResourceQuota or a PriorityClass can change the answer)."""
 CAPACITY = frozenset({"Unschedulable"})
 """The Ready reason of a service whose next replica found no room (a node, a pool's spec or a
 pod that ends can change the answer)."""
+
+
+REFUSED_RETRY_SECONDS = 60.0
+"""How long a refused replica waits before it is tried again (unless its spec changes, or a
+full quota moves)."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    why: Inadmissible
+    generation: int | None
+    """The spec refused: a new one is tried at once."""
+    until: float
+    """Monotonic time it is tried again."""
 
 
 @dataclass
@@ -94,17 +108,14 @@ class InferenceServiceController:
         self.default_prometheus = default_prometheus
         self.scaling: dict[str, Scaling] = {}
         self._blocked: dict[str, str] = {}
-        self._uncounted: dict[str, tuple[tuple[tuple[str, str], ...], Amounts]] = {}
-        """Service -> (its namespace's ResourceQuota versions in the cache, requests of the
-        replicas created since they last moved). The API server counts a pod in its quotas as it
-        creates it, but the quota's watch event may come after the pod's: until a quota of the
-        namespace changes in the cache, admission counts these itself, or the very next reconcile
-        would try a replica over the quota."""
         self.exported = ServiceMetrics()
         self.waiting: dict[str, str] = {}
         """Service -> why a replica it wants is not made (its Ready reason, one of ADMISSION or
         CAPACITY): the events that can change the answer wake exactly these (`wake`); the
         lifecycle's 15 s retry remains only as a safety net."""
+        self._refused: dict[str, Refused] = {}
+        """Service -> the API server's refusal of its last replica, held until it may retry: the
+        spec changes, the retry time comes, or (a full quota) a quota of its namespace moves."""
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -250,9 +261,10 @@ class InferenceServiceController:
         refresh = scaling is not None and (
             scaling.figures_at is None or mono - scaling.figures_at >= FIGURE_REFRESH_SECONDS
         )
-        quotas_seen = self._quotas_seen(view.namespace)
-        held = self._uncounted.get(key)
-        uncounted = dict(held[1]) if held is not None and held[0] == quotas_seen else {}
+        refused = self._refused.get(key)
+        if refused is not None and (refused.generation != view.generation or mono >= refused.until):
+            del self._refused[key]
+            refused = None
         decision = reconcile(
             view,
             pods,
@@ -264,12 +276,19 @@ class InferenceServiceController:
             ages,
             refresh,
             self.op.cluster.tenancy,
-            uncounted,
+            refused.why if refused is not None else None,
         )
         try:
             outcome = await self.op.executor.execute(self._target(obj, view), decision.actions)
         except PodRejected as exc:
-            await self._report_rejected(obj, view, decision, str(exc))
+            # Held, and said by the next look's status: retrying at once would write the status
+            # back and forth and wake the service for ever. A full quota waits for the quota.
+            reason = "QuotaExceeded" if isinstance(exc, QuotaRefused) else "PodRejected"
+            self._refused[key] = Refused(
+                Inadmissible(reason, str(exc)), view.generation, mono + REFUSED_RETRY_SECONDS
+            )
+            self.op.queue.add(owner)
+            self.op.queue.add_after(owner, REFUSED_RETRY_SECONDS)
             return
         except Gone:
             return
@@ -280,13 +299,6 @@ class InferenceServiceController:
             raise
         self._blocked.pop(key, None)
         self._note_waiting(key, decision)
-        for action in decision.of(CreateWorker):
-            assert isinstance(action, CreateWorker)
-            add_into(uncounted, self._requests_on(view, action.node))
-        if uncounted:
-            self._uncounted[key] = (quotas_seen, uncounted)
-        else:
-            self._uncounted.pop(key, None)
         if scaling is not None and outcome.status_written and refresh:
             scaling.figures_at = mono
         if outcome.requeue_after is not None:
@@ -295,25 +307,14 @@ class InferenceServiceController:
             self.op.queue.add(owner)
             self.op.mark_pools()
 
-    def _quotas_seen(self, namespace: str) -> tuple[tuple[str, str], ...]:
-        """The resourceVersions of the namespace's ResourceQuotas in the cache: what moves when
-        the API server's count of this namespace's pods reaches the cache (a quota of another
-        namespace moving says nothing of them)."""
-        quotas = self.op.cache.objects.get("ResourceQuota", {})
-        prefix = namespace + "/"
-        return tuple(
-            sorted(
-                (key, str((obj.get("metadata") or {}).get("resourceVersion")))
-                for key, obj in quotas.items()
-                if key.startswith(prefix)
-            )
-        )
-
     def wake(self, reasons: frozenset[str], namespace: str | None = None) -> None:
         """Reconcile the services waiting for one of `reasons` (in `namespace`, or anywhere):
         something their admission or placement reads has changed."""
         for key, reason in self.waiting.items():
             if reason in reasons and (namespace is None or key.partition("/")[0] == namespace):
+                refused = self._refused.get(key)
+                if refused is not None and refused.why.reason in reasons:
+                    del self._refused[key]  # what refused it has moved: try again
                 self.op.queue.add(KEY_PREFIX + key)
 
     def _note_waiting(self, key: str, decision: Decision) -> None:
@@ -371,13 +372,6 @@ class InferenceServiceController:
             self.scaling[key] = scaling
         return scaling
 
-    def _requests_on(self, view: ServiceView, node: str) -> Amounts:
-        """What one replica placed on `node` requests, as its pool's device resource names it."""
-        pool = self.op.cache.snapshot.pools.get(self.op.cache.snapshot.pool_of(node) or "")
-        if pool is None:
-            return {}
-        return replica_request(view.key, view.spec).worker_requests(pool.resource_name)
-
     def _target(self, obj: Obj, view: ServiceView) -> Target:
         revision = revision_of(view.spec)
         request = replica_request(view.key, view.spec)
@@ -422,8 +416,8 @@ class InferenceServiceController:
         self.exported.forget(namespace, name)
         self.scaling.pop(key, None)
         self._blocked.pop(key, None)
-        self._uncounted.pop(key, None)
         self.waiting.pop(key, None)
+        self._refused.pop(key, None)
         self.op.cache.ledger.forget(KEY_PREFIX + key)
 
     async def _refuse_invalid(self, obj: Obj, problem: str) -> None:
@@ -452,26 +446,6 @@ class InferenceServiceController:
             await self.op.executor.execute(target, decision.actions)
         except Gone:
             return
-
-    async def _report_rejected(
-        self, obj: Obj, view: ServiceView, decision: Decision, message: str
-    ) -> None:
-        """The API server refused a replica (invalid template, Pod Security): say so, once."""
-        status = decision.status
-        assert isinstance(status, InferenceServiceStatus)
-        status.conditions = set_condition(
-            status.conditions,
-            "Ready",
-            "False",
-            "PodRejected",
-            message,
-            self.op.clock.now(),
-            view.generation,
-        )
-        rejected = Decision(status)
-        rejected.add(Emit("Warning", "PodRejected", message))
-        await self.op.executor.execute(self._target(obj, view), rejected.actions)
-        self.op.queue.add_after(KEY_PREFIX + view.key, 60.0)
 
 
 def _start(view: ServiceView, live: list[ReplicaPod], policy: Policy) -> int:

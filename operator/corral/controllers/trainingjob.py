@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,14 @@ from corral import metrics
 from corral.api.conditions import set_condition
 from corral.api.names import worker_pod_name
 from corral.api.trainingjob import TrainingJobStatus
-from corral.controllers.executor import Blocked, Conflict, Gone, PodRejected, Target
+from corral.controllers.executor import (
+    Blocked,
+    Conflict,
+    Gone,
+    PodRejected,
+    QuotaRefused,
+    Target,
+)
 from corral.cost.chargeback import split_by_capacity_type, team_of
 from corral.cost.charges import Charge
 from corral.disruption.checkpoints import RequestId, resume_env
@@ -25,9 +33,10 @@ from corral.kube.rest import ApiError, custom_path
 from corral.placement import NoFit, Placement, PlacementRequest, place
 from corral.scheduling.actions import CreateWorker, Decision, Emit, WriteStatus
 from corral.training import capacity, replacement
-from corral.training.accounting import placement_price
+from corral.training.accounting import Price, placement_price
 from corral.training.cluster import JobRecord, ledger_owner, owners_of
-from corral.training.lifecycle import ACTIVE, reconcile, reject_pods
+from corral.training.lifecycle import ACTIVE, quota_refused, reconcile, reject_pods
+from corral.training.pods import WorkerPod
 from corral.training.queueing import queue_pass
 from corral.training.step import JobView, counts_batch_delay
 
@@ -37,6 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("corral.trainingjob")
 
 Obj = dict[str, Any]
+Refusal = Callable[[JobView, Sequence[WorkerPod], str, datetime, Price | None], Decision]
+"""What a refusal of the job's pods decides: fail the job, or send it back to the queue."""
 
 
 class TrainingJobController:
@@ -152,9 +163,13 @@ class TrainingJobController:
             self.op.queue.add_after(key, held)
         try:
             outcome = await self.op.executor.execute(target, actions)
+        except QuotaRefused as exc:
+            log.info("%s: a ResourceQuota refused a worker, back to the queue: %s", key, exc)
+            await self._after_refusal(key, str(exc), quota_refused)
+            return
         except PodRejected as exc:
             log.warning("%s: worker pods refused: %s", key, exc)
-            await self._fail_rejected(key, str(exc))
+            await self._after_refusal(key, str(exc), reject_pods)
             return
         except Blocked as exc:
             if self._blocked.get(key) != str(exc):
@@ -195,16 +210,19 @@ class TrainingJobController:
         for owner in owners_of(key, ledger.owners()):
             ledger.forget(owner)
 
-    async def _fail_rejected(self, key: str, message: str) -> None:
-        """Fail the job from what is stored now: the status written and the pods made so far."""
+    async def _after_refusal(self, key: str, message: str, decide: Refusal) -> None:
+        """Decide on a refusal from what is stored now: the status written and the pods made so
+        far (fail the job, or send it back to the queue)."""
         obj = self.op.cache.jobs.get(key)
         record = self.op.cluster.training_job(key)
         if obj is None or record is None or record.view is None:
             return
-        decision = reject_pods(
+        decision = decide(
             record.view, self.op.cluster.job_pods(key), message, self.op.clock.now(), None
         )
-        await self.op.executor.execute(self.target(obj, record), decision.actions)
+        outcome = await self.op.executor.execute(self.target(obj, record), decision.actions)
+        if outcome.requeue_after is not None:
+            self.op.queue.add_after(key, outcome.requeue_after + 0.5)
 
     async def _refuse_invalid(self, obj: Obj, problem: str) -> None:
         try:

@@ -35,7 +35,6 @@ from corral.api.template import pod_spec
 from corral.autoscaling.autoscaler import Decision as ScalingDecision
 from corral.autoscaling.autoscaler import Verdict
 from corral.autoscaling.histogram import Histogram
-from corral.fleet.resources import Amounts, add_into
 from corral.fleet.snapshot import FleetSnapshot
 from corral.inference.placement import place_replica, replica_request
 from corral.inference.replicas import ReplicaPod, revision_of
@@ -116,12 +115,14 @@ def reconcile(
     ages: PodAge | None = None,
     refresh_figures: bool = False,
     tenancy: Tenancy | None = None,
-    uncounted: Amounts | None = None,
+    refused: Inadmissible | None = None,
 ) -> Decision:
     """The status and actions for one look at the service and its pods. `ledger` holds no plan
-    of this service's yet (the caller forgot it): what it still assumes is other workloads'.
-    `uncounted`: requests of this service's pods created since the quotas were last read (the
-    API server counted them, the quota status read may not show it yet)."""
+    of this service's yet (the caller forgot it): what it still assumes is other workloads', and
+    what quotas have not counted yet of pods made (its own replicas too, see the ledger).
+    `refused`: the API server refused this service's last replica (PodRejected, or a full quota:
+    QuotaExceeded); until the caller lets it retry, no replica is made and the status says why,
+    the same on every look (a status that changed back and forth would wake it for ever)."""
     spec = view.spec
     revision = revision_of(spec)
     wanted = sizing.replicas
@@ -158,17 +159,14 @@ def reconcile(
     peers = [p.where for p in [*kept, *old] if p.where is not None]
     request = replica_request(view.key, spec)
     tenancy = tenancy or Tenancy()
-    pending = ledger.assumed_requests()
-    if uncounted:
-        add_into(pending.setdefault(view.namespace, {}), uncounted)
-    admission = Admission(snapshot, tenancy, pending, unit="replica")
+    admission = Admission(snapshot, tenancy, ledger.assumed_requests(), unit="replica")
     facts = PodFacts(
         priority_class=spec.priority_class_name or tenancy.default_class,
         terminating="activeDeadlineSeconds" in pod_spec(spec.template),
     )
-    blocked: Inadmissible | None = None
+    blocked: Inadmissible | None = refused if missing[:room] else None
     present = {p.name for p in pods}
-    for slot in missing[:room]:
+    for slot in missing[:room] if refused is None else ():
         name = replica_pod_name(view.name, revision, slot)
         if name in present:
             continue  # its previous pod of that name is still going away
@@ -198,7 +196,7 @@ def reconcile(
             decision.add(DeletePod(pod.name, pod.uid))
             spare -= 1 if pod.ready else 0
 
-    if blocked is not None:
+    if blocked is not None and refused is None:
         decision.add(RequeueAfter(RETRY_PLACEMENT_SECONDS))
     decision.status = _status(
         view, live, kept, old, sizing, blocked, now, refresh_figures, len(surplus)

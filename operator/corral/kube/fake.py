@@ -64,6 +64,8 @@ class Fault:
     """Apply the write, then fail: the client cannot tell whether it happened."""
     name: str | None = None
     """Only requests for this object name."""
+    message: str | None = None
+    """What the error says (the API server's words matter to some callers: "exceeded quota")."""
 
     def matches(self, verb: str, resource: str, name: str | None) -> bool:
         return (
@@ -285,8 +287,9 @@ class FakeAPI:
         times: int = 1,
         after_apply: bool = False,
         name: str | None = None,
+        message: str | None = None,
     ) -> Fault:
-        fault = Fault(verb, resource, status, times, after_apply, name)
+        fault = Fault(verb, resource, status, times, after_apply, name, message)
         self.faults.append(fault)
         return fault
 
@@ -754,7 +757,9 @@ def _fault_error(fault: Fault) -> ApiError:
         500: "InternalError",
         503: "ServiceUnavailable",
     }
-    return ApiError(fault.status, reasons.get(fault.status, "Error"), f"fake: {fault.status}")
+    return ApiError(
+        fault.status, reasons.get(fault.status, "Error"), fault.message or f"fake: {fault.status}"
+    )
 
 
 def _object_path(obj: Obj) -> Path:

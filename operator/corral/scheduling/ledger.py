@@ -7,6 +7,12 @@ record under the name its pod will have, so the real pod, when the cache sees it
 record's place. If the write that records the placement fails, or the plan is dropped (a new
 attempt, a re-placement, the job deleted), the planned workers that were never created are
 forgotten. This is the only place that writes assumed records into the snapshot.
+
+Quota admission reads the ledger too: a planned worker counts against its namespace's
+ResourceQuotas until its pod exists, and then until a quota of its namespace moves. The API
+server raises a quota's `used` as it admits the pod, but the quota's watch event may reach the
+cache after the pod does (the operator's own write puts the pod there at once), and a pass in
+between would see neither the plan nor the count, and admit a gang over the quota.
 """
 
 from __future__ import annotations
@@ -27,6 +33,15 @@ class Ledger:
         """Planned workers whose pod the cache has not seen (their record is the ledger's), kept
         by key so that what they request is summed without walking every plan: plans stay until
         their attempt ends, so on a busy fleet most planned workers exist and are not assumed."""
+        self._uncounted: dict[str, dict[PodKey, Amounts]] = {}
+        """Namespace -> its planned workers created since a ResourceQuota of it last moved: the
+        API server counted them, the quotas as read may not have yet."""
+        self._quota_epoch: dict[str, int] = {}
+        """Namespace -> how many times its quotas moved (what a planned worker's create is
+        compared against)."""
+        self._sent: dict[PodKey, int] = {}
+        """Planned worker not seen yet -> its namespace's quota epoch when it was planned: a quota
+        that moved since may already count it."""
 
     def assume(
         self, owner: str, namespace: str, workers: Mapping[str, str], requests: Mapping[str, int]
@@ -41,6 +56,7 @@ class Ledger:
             if key in self.snapshot.pods and key not in self._assumed:
                 continue  # the real pod is known: it counts for itself
             self._assumed[key] = record
+            self._sent[key] = self._quota_epoch.get(namespace, 0)
             self.snapshot.upsert_record(record)
 
     def forget(self, owner: str, names: Iterable[str] | None = None) -> None:
@@ -52,13 +68,32 @@ class Ledger:
             planned.pop(key, None)
             if key in self._assumed:
                 del self._assumed[key]
+                self._sent.pop(key, None)
                 self.snapshot.remove_pod(*key)
         if not planned:
             self._planned.pop(owner, None)
 
-    def observed(self, key: PodKey) -> None:
-        """The cache saw the real pod (created or deleted): the ledger's record is no longer it."""
-        self._assumed.pop(key, None)
+    def observed(self, key: PodKey, gone: bool = False) -> None:
+        """The cache saw the real pod created (or `gone`): the ledger's record is no longer it. A
+        worker just created is still counted for quota admission until a quota of its namespace
+        moves, unless one already moved since it was planned (and so may count it)."""
+        record = self._assumed.pop(key, None)
+        sent = self._sent.pop(key, None)
+        namespace = key[0]
+        if gone:
+            uncounted = self._uncounted.get(namespace)
+            if uncounted is not None:
+                uncounted.pop(key, None)
+                if not uncounted:
+                    del self._uncounted[namespace]
+        elif record is not None and sent == self._quota_epoch.get(namespace, 0):
+            self._uncounted.setdefault(namespace, {})[key] = record.requests
+
+    def quotas_moved(self, namespace: str) -> None:
+        """A ResourceQuota of `namespace` changed in the cache: what it says as `used` now counts
+        every pod the API server had admitted when it changed, the workers created before."""
+        self._quota_epoch[namespace] = self._quota_epoch.get(namespace, 0) + 1
+        self._uncounted.pop(namespace, None)
 
     def assumed(self, owner: str | None = None) -> set[PodKey]:
         """Planned pods still counted from the ledger's records (of one owner, or all)."""
@@ -70,9 +105,13 @@ class Ledger:
         return set(self._planned)
 
     def assumed_requests(self) -> dict[str, Amounts]:
-        """Namespace -> summed requests of planned workers whose pods do not exist yet (what
-        a ResourceQuota has not counted, and admission must)."""
+        """Namespace -> summed requests of planned workers that the namespace's ResourceQuotas,
+        as read, have not counted: pods not created yet, and pods created since a quota of their
+        namespace last moved. What admission adds to the quotas' `used`."""
         totals: dict[str, Amounts] = {}
         for key, record in self._assumed.items():
             add_into(totals.setdefault(key[0], {}), record.requests)
+        for namespace, uncounted in self._uncounted.items():
+            for requests in uncounted.values():
+                add_into(totals.setdefault(namespace, {}), requests)
         return totals

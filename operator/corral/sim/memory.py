@@ -559,7 +559,7 @@ class InMemoryCluster:
         self._owned.get(_owner(pod) or "", set()).discard(pod_key)
         namespace, _, name = pod_key.partition("/")
         self._snapshot.remove_pod(namespace, name)
-        self._ledger.observed((namespace, name))
+        self._ledger.observed((namespace, name), gone=True)
         self._bump()
 
     def _wait(self, key: str, waiting: bool) -> None:

@@ -229,6 +229,29 @@ def reject_pods(
     return step.decision
 
 
+def quota_refused(
+    job: JobView, pods: Sequence[WorkerPod], message: str, now: datetime, price: Price | None
+) -> Decision:
+    """A ResourceQuota had no room for a worker the pass had admitted (its count was behind the
+    API server's, or pods of other workloads took the room since). Not the job's fault, and it
+    passes: the workers already made are removed and the gang goes back to the queue after the
+    re-placement backoff, where admission waits for the quota (a full quota refused again backs
+    off further). No restart is charged."""
+    step = Step(job, now)
+    current = [pod for pod in pods if pod.restart == step.status.attempt]
+    live = accounting.live_usage(current, job.spec.accelerators_per_worker, now, price)
+    _replace(
+        step,
+        current,
+        live,
+        price,
+        f"a ResourceQuota refused a worker: {message}",
+        reason="QuotaExceeded",
+        event="QuotaExceeded",
+    )
+    return step.decision
+
+
 def _fail(step: Step, reason: str, message: str) -> None:
     step.phase("Failed")
     step.status.completion_time = step.now
@@ -245,10 +268,15 @@ def _replace(
     price: Price | None,
     why: str,
     race: bool = False,
+    reason: str = "Replacing",
+    event: str = "Replaced",
 ) -> None:
     """Re-place the whole gang, after a backoff that grows with each re-placement in a row. A
     lost race (`race`) is re-placed at once the first time: the snapshot already shows what took
-    the room, so the next plan avoids it; a race lost again backs off like any re-placement."""
+    the room, so the next plan avoids it; a race lost again backs off like any re-placement.
+    `reason` and `event` name the cause on the Placed condition and the Warning event."""
+    if race:
+        reason = event = "RaceLost"
     end_attempt(step, current, live, price)
     step.phase("Recovering" if step.status.start_time else "Queued")
     step.enqueue()
@@ -263,13 +291,9 @@ def _replace(
     if delay > 0:
         step.decision.drop(WantsPlacement)
         step.decision.add(RequeueAfter(delay))
-    step.condition("Placed", "False", "RaceLost" if race else "Replacing", why)
+    step.condition("Placed", "False", reason, why)
     when = "now" if delay == 0 else f"in {delay:g}s"
-    step.event(
-        "Warning",
-        "RaceLost" if race else "Replaced",
-        f"Re-placing the whole gang {when} (re-placement {count}): {why}",
-    )
+    step.event("Warning", event, f"Re-placing the whole gang {when} (re-placement {count}): {why}")
 
 
 def _reconcile_placed(
