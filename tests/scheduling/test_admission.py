@@ -125,6 +125,32 @@ def test_a_job_that_would_fit_the_empty_pool_still_holds_it() -> None:
     assert phase(c, first) == "Placing"
 
 
+def test_a_waiting_job_holds_no_pool_it_could_never_fit() -> None:
+    """A job that accepts a pool of 2-device hosts and one of 8-device hosts, for one 8-device
+    worker, waits for the 8-device pool: it must not hold the 2-device pool too, which the jobs
+    that can use only that pool need (found on the openb fleet: an 8-GPU task held the 1-GPU A10
+    pool)."""
+    c = InMemoryCluster(
+        [node("big-0").label("kind", "big").gpus(8).obj()]
+        + [node(f"small-{i}").label("kind", "small").gpus(2).obj() for i in range(2)],
+        [pool(kind).match_labels({"kind": kind}).obj() for kind in ("big", "small")],
+    )
+    first = c.submit(job("first").workers(1).gpus(8).pools("big").dict(), T0)
+    assert c.run_pass(T0) == [first]
+    wide = c.submit(
+        job("wide").workers(1).gpus(8).pools("big", "small").dict(), T0 + timedelta(seconds=1)
+    )
+    tiny = c.submit(job("tiny").workers(1).gpus(2).pools("small").dict(), T0 + timedelta(seconds=2))
+    assert c.run_pass(T0 + timedelta(seconds=3)) == [tiny]
+    assert condition(c, wide, "Placed")["reason"] == "NoFit"
+    assert phase(c, wide) == "Queued"
+    # Asking for only the pool it can never fit is still refused for good, with the reason.
+    never = c.submit(job("never").workers(1).gpus(8).pools("small").dict(), T0)
+    c.run_pass(T0 + timedelta(seconds=4))
+    assert phase(c, never) == "Failed"
+    assert "no node of pool small has that many" in condition(c, never, "Failed")["message"]
+
+
 def test_best_effort_fifo_lets_later_jobs_that_fit_go_ahead() -> None:
     c = fleet(queueing="BestEffortFIFO")
     c.submit(job("first").workers(2).gpus(8).dict(), T0)

@@ -11,6 +11,9 @@ Run for each waiting workload in queue order, before the solver:
 3. **Own constraints** — the gang must fit the pool with every pod gone, under its own
    nodeSelector, tolerations and capacity types (`placement.feasibility`).
 A workload refused by all of its pools is `Inadmissible` with the first reason in that order.
+Of the pools left, those it can never fit however empty (a worker bigger than any host, a gang
+bigger than the pool or than its largest required domain) are dropped too, unless none would be
+left: then the solver fails it with that reason (Unschedulable).
 """
 
 from __future__ import annotations
@@ -26,8 +29,14 @@ from corral.fleet.resources import CPU, MEMORY, Amounts, add_into
 from corral.fleet.snapshot import FleetSnapshot
 from corral.placement.feasibility import empty_fit_problem
 from corral.placement.request import PlacementRequest
+from corral.placement.solver import static_refusal
 from corral.scheduling.queue import Inadmissible
 from corral.scheduling.tenancy import PodFacts, ResourceQuota, Tenancy
+
+
+def _never_fits(view: PoolView, request: PlacementRequest) -> bool:
+    refusal = static_refusal(view, request)
+    return refusal is not None and refusal.permanent
 
 
 def gang_requests(request: PlacementRequest, resource: str) -> Amounts:
@@ -101,7 +110,12 @@ class Admission:
             return Inadmissible(
                 "NoMatchingNodes", "; ".join(str(p) for _, p in misfits), admitted=True
             )
-        return frozenset(view.name for view, _ in fitting)
+        # A pool the gang can never fit, however empty (its hosts or domains too small), is no
+        # pool to try it in or to hold for it: a StrictFIFO job waiting there would keep from it
+        # the jobs that can use it. Left to the solver only when no pool is left, so that its
+        # permanent refusal says why.
+        possible = [(view, p) for view, p in fitting if not _never_fits(view, request)]
+        return frozenset(view.name for view, _ in possible or fitting)
 
     def quota_problem(self, namespace: str, gang: Amounts, pod: PodFacts) -> str | None:
         for quota in self.tenancy.quotas.get(namespace, ()):
