@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corral.fleet.snapshot import FleetSnapshot
 from corral.fleet.testing import node, pool
@@ -86,3 +88,54 @@ def test_assumed_requests_count_what_the_quotas_have_not(
         else:
             book.forget(step[1])
     assert book.assumed_requests() == expected
+
+
+STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["assume", "created", "gone", "moved", "forget"]),
+        st.sampled_from(["ns1", "ns2"]),
+        st.integers(0, 5),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(STEPS)
+def test_the_kept_totals_equal_a_recount(steps: list[tuple[str, str, int]]) -> None:
+    """The ledger keeps its per-namespace totals as workers come and go (every pass reads them):
+    whatever the order of events, they equal a recount from the model's own bookkeeping."""
+    book = ledger()
+    planned: dict[tuple[str, str], int] = {}  # key -> quota epoch of its namespace at the plan
+    seen: set[tuple[str, str]] = set()
+    uncounted: set[tuple[str, str]] = set()
+    epoch = {"ns1": 0, "ns2": 0}
+    for verb, namespace, index in steps:
+        key = (namespace, f"w{index}")
+        if verb == "assume" and key not in seen:
+            book.assume(namespace, namespace, {key[1]: "n0"}, PER_WORKER)
+            planned[key] = epoch[namespace]
+        elif verb == "created" and key not in seen:
+            book.observed(key)
+            seen.add(key)
+            if key in planned and planned.pop(key) == epoch[namespace]:
+                uncounted.add(key)
+        elif verb == "gone" and key in seen:
+            book.observed(key, gone=True)
+            seen.discard(key)
+            uncounted.discard(key)
+            planned.pop(key, None)
+        elif verb == "moved":
+            book.quotas_moved(namespace)
+            epoch[namespace] += 1
+            uncounted = {k for k in uncounted if k[0] != namespace}
+        elif verb == "forget":
+            book.forget(namespace)
+            planned = {k: e for k, e in planned.items() if k[0] != namespace}
+    expected: dict[str, dict[str, int]] = {}
+    for key in [*planned, *uncounted]:
+        total = expected.setdefault(key[0], {})
+        for name, amount in PER_WORKER.items():
+            total[name] = total.get(name, 0) + amount
+    got = {ns: {k: v for k, v in t.items() if v} for ns, t in book.assumed_requests().items()}
+    assert {ns: t for ns, t in got.items() if t} == expected

@@ -36,6 +36,10 @@ class Ledger:
         self._uncounted: dict[str, dict[PodKey, Amounts]] = {}
         """Namespace -> its planned workers created since a ResourceQuota of it last moved: the
         API server counted them, the quotas as read may not have yet."""
+        self._uncounted_total: dict[str, Amounts] = {}
+        """Namespace -> what its `_uncounted` request together, kept as they come and go: every
+        pass reads it, and in a namespace whose quotas never move (or that has none) it holds
+        every worker made."""
         self._quota_epoch: dict[str, int] = {}
         """Namespace -> how many times its quotas moved (what a planned worker's create is
         compared against)."""
@@ -82,18 +86,24 @@ class Ledger:
         namespace = key[0]
         if gone:
             uncounted = self._uncounted.get(namespace)
-            if uncounted is not None:
-                uncounted.pop(key, None)
-                if not uncounted:
-                    del self._uncounted[namespace]
+            requests = uncounted.pop(key, None) if uncounted is not None else None
+            if requests is not None:
+                add_into(self._uncounted_total[namespace], requests, -1)
+            if uncounted is not None and not uncounted:
+                del self._uncounted[namespace]
+                del self._uncounted_total[namespace]
         elif record is not None and sent == self._quota_epoch.get(namespace, 0):
-            self._uncounted.setdefault(namespace, {})[key] = record.requests
+            uncounted = self._uncounted.setdefault(namespace, {})
+            if key not in uncounted:
+                uncounted[key] = record.requests
+                add_into(self._uncounted_total.setdefault(namespace, {}), record.requests)
 
     def quotas_moved(self, namespace: str) -> None:
         """A ResourceQuota of `namespace` changed in the cache: what it says as `used` now counts
         every pod the API server had admitted when it changed, the workers created before."""
         self._quota_epoch[namespace] = self._quota_epoch.get(namespace, 0) + 1
         self._uncounted.pop(namespace, None)
+        self._uncounted_total.pop(namespace, None)
 
     def assumed(self, owner: str | None = None) -> set[PodKey]:
         """Planned pods still counted from the ledger's records (of one owner, or all)."""
@@ -111,7 +121,6 @@ class Ledger:
         totals: dict[str, Amounts] = {}
         for key, record in self._assumed.items():
             add_into(totals.setdefault(key[0], {}), record.requests)
-        for namespace, uncounted in self._uncounted.items():
-            for requests in uncounted.values():
-                add_into(totals.setdefault(namespace, {}), requests)
+        for namespace, uncounted in self._uncounted_total.items():
+            add_into(totals.setdefault(namespace, {}), uncounted)
         return totals
