@@ -27,14 +27,15 @@ from corral.api.inferenceservice import (
     PrometheusSource,
 )
 from corral.api.names import replica_pod_name
-from corral.autoscaling.autoscaler import AutoscalerState, Verdict, tick
 from corral.autoscaling.autoscaler import Decision as ScalingDecision
+from corral.autoscaling.autoscaler import Verdict
 from corral.autoscaling.histogram import Histogram, MalformedHistogram
 from corral.autoscaling.observation import Replicas
 from corral.autoscaling.policy import Policy, policy_of
 from corral.autoscaling.resume import Remembered, resume
 from corral.controllers.executor import Blocked, Gone, PodRejected, QuotaRefused, Target
 from corral.controllers.servicemetrics import ServiceMetrics
+from corral.inference import sizing
 from corral.inference.lifecycle import PodAge, ServiceView, Sizing, fixed, reconcile
 from corral.inference.placement import replica_request
 from corral.inference.replicas import ReplicaPod, revision_of
@@ -80,15 +81,11 @@ class Refused:
 
 
 @dataclass
-class Scaling:
-    """What the controller keeps per autoscaled service between ticks (memory only)."""
+class Scaling(sizing.Scaling):
+    """What the controller keeps per autoscaled service between ticks (memory only): the
+    domain's scaling state, and when figures were written and which pods Prometheus still
+    counts."""
 
-    state: AutoscalerState = field(default_factory=AutoscalerState)
-    decision: ScalingDecision | None = None
-    current: int | None = None
-    """The count the autoscaler last decided (what its next decision starts from)."""
-    ready: int | None = None
-    ready_since: float | None = None
     figures_at: float | None = None
     pods_seen: dict[str, float] = field(default_factory=dict)
     """Pod name -> when it was last seen: a pod gone within the window still counts in it."""
@@ -202,13 +199,12 @@ class InferenceServiceController:
         # Wall time (epoch seconds): Prometheus evaluates its queries at it, and the
         # autoscaler's windows are measured in it.
         now = self.op.clock.now().timestamp()
-        if scaling.ready != ready:
-            scaling.ready, scaling.ready_since = ready, now
-        current = scaling.current if scaling.current is not None else _start(view, live, policy)
+        scaling.saw_ready(ready, now)
+        current = scaling.count(view, live, policy)
         source = self.source(view)
         if source is None:
-            scaling.decision = _no_source(current, policy)
-            scaling.current = scaling.decision.replicas
+            scaling.decided(_no_source(current, policy))
+            assert scaling.decision is not None
             self.exported.decided(view.namespace, view.name, scaling.decision, current)
             self.op.queue.add(KEY_PREFIX + key)
             return
@@ -230,10 +226,8 @@ class InferenceServiceController:
         observation = await self.metrics.observe(target, now)
         if self.view(key) is None:
             return  # deleted while its metrics were read
-        decision, scaling.state = tick(scaling.state, observation, policy, current)
+        decision = scaling.decide(observation, policy, current)
         self.exported.decided(view.namespace, view.name, decision, current)
-        scaling.decision = decision
-        scaling.current = decision.replicas
         self.op.queue.add(KEY_PREFIX + key)
 
     # -- reconciling ----------------------------------------------------------------------------
@@ -331,36 +325,12 @@ class InferenceServiceController:
         if spec.replicas is not None:
             scaling = self.scaling.get(key)
             if scaling is not None:
-                # Sizing resumes from what then runs, with a fresh scale-down window; what was
-                # learned of the service stays (it is the same service).
-                scaling.decision, scaling.current = None, None
-                scaling.state = AutoscalerState(model=scaling.state.model)
+                scaling.stand_aside()
             self.exported.autoscaling_stopped(view.namespace, view.name)
             return fixed(spec.replicas)
         assert spec.autoscaling is not None
         policy = policy_of(spec.autoscaling)
-        scaling = self._scaling(key, view, policy)
-        decision = scaling.decision
-        if decision is None:
-            live = [p for p in pods if p.live]
-            start = scaling.current if scaling.current is not None else _start(view, live, policy)
-            scaling.current = start
-            waiting = Verdict(None, "WaitingForMetrics", "the first metrics are being read")
-            return Sizing(
-                start,
-                f"starting at {start} (min {policy.floor}) until the first metrics",
-                waiting,
-                Verdict(False, "WithinBounds", "the recommendation is within bounds"),
-                Verdict(None, "NoObservations", "no requests observed yet"),
-            )
-        return Sizing(
-            decision.replicas,
-            decision.reason,
-            decision.active,
-            decision.limited,
-            decision.slo_met,
-            decision,
-        )
+        return self._scaling(key, view, policy).sizing(view, pods, policy)
 
     def _scaling(self, key: str, view: ServiceView, policy: Policy) -> Scaling:
         """This service's autoscaler state; the first time this process sees the service, the
@@ -446,12 +416,6 @@ class InferenceServiceController:
             await self.op.executor.execute(target, decision.actions)
         except Gone:
             return
-
-
-def _start(view: ServiceView, live: list[ReplicaPod], policy: Policy) -> int:
-    """The count to start from: what runs (or was decided) within bounds, at least the min."""
-    count = max(len(live), view.status.desired_replicas)
-    return max(policy.floor, min(policy.max_replicas, count))
 
 
 def remembered(status: InferenceServiceStatus) -> Remembered:
