@@ -39,7 +39,6 @@ from autoscaling_policies import (
     oracle_plan,
     poisson,
     quantile,
-    read_trace,
     waiting,
 )
 from corral.autoscaling.autoscaler import AutoscalerState, tick
@@ -47,6 +46,7 @@ from corral.autoscaling.histogram import TTFT_BUCKETS, Histogram
 from corral.autoscaling.policy import ObjectiveTarget, Policy
 from corral.autoscaling.queueing import latency_quantile, wait_of
 from corral.autoscaling.servingsim import Request, ServingSim, observe
+from corral.sim.inference import read_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data from the project root; a git worktree further down finds it the same way.

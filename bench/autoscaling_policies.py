@@ -18,52 +18,14 @@ Policies, each driving the same discrete-event model (`corral.autoscaling.servin
 
 from __future__ import annotations
 
-import csv
 import heapq
 import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 
 from corral.autoscaling.policy import Policy
 from corral.autoscaling.servingsim import Request, ServingSim
-
-# Service time of one request on one replica slot, from its token counts. Representative of a
-# 70B-class model on a tensor-parallel H100 replica serving one request per slot: prefill at
-# 8,000 prompt tokens/s after a 20 ms fixed cost, decode at 25 ms per generated token (40
-# tokens/s per stream). Not measured here; they set the scale (conv: 5.4 s mean, code: 1.0 s).
-PREFILL_FIXED_S = 0.02
-PREFILL_TOKENS_PER_S = 8000.0
-DECODE_S_PER_TOKEN = 0.025
-
-
-def request_of(arrival: float, context_tokens: int, generated_tokens: int) -> Request:
-    generated = max(1, generated_tokens)
-    return Request(
-        arrival=arrival,
-        prefill=PREFILL_FIXED_S + context_tokens / PREFILL_TOKENS_PER_S,
-        decode=(generated - 1) * DECODE_S_PER_TOKEN,
-        tokens=generated,
-    )
-
-
-def read_trace(path: Path, speed: float = 1.0) -> list[Request]:
-    """Requests from a CSV with TIMESTAMP, ContextTokens, GeneratedTokens; `speed` > 1 compresses
-    time (the same requests arrive `speed` times faster)."""
-    rows: list[tuple[datetime, int, int]] = []
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            # Seven fractional digits: one more than fromisoformat accepts before Python 3.11.
-            stamp = datetime.fromisoformat(row["TIMESTAMP"].strip()[:26])
-            rows.append((stamp, int(row["ContextTokens"]), int(row["GeneratedTokens"])))
-    rows.sort()
-    start = rows[0][0]
-    return [
-        request_of((stamp - start).total_seconds() / speed, context, generated)
-        for stamp, context, generated in rows
-    ]
 
 
 def poisson(

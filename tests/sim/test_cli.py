@@ -87,11 +87,7 @@ def test_compare_tables_the_policies(tmp_path: Path, capsys: pytest.CaptureFixtu
             '{"submit": 0, "duration": 5}',
             "--compare: unknown policy 'best'",
         ),
-        (
-            ["--inference", "x.csv"],
-            '{"submit": 0, "duration": 5}',
-            "--inference: simulating inference load needs",
-        ),
+        (["--inference", "absent.yaml"], '{"submit": 0, "duration": 5}', "absent.yaml"),
         (["--pools", "absent.yaml"], '{"submit": 0, "duration": 5}', "absent.yaml"),
     ],
 )

@@ -1,6 +1,7 @@
 """`corral simulate`: a workload replayed on a fleet by Corral's own scheduling code, no cluster.
 
     corral simulate --fleet FLEET --workload WORKLOAD [--pools POOLS.yaml] [--spot TRACE]
+                    [--inference SERVICES.yaml]
                     [--policy corral|first-fit|spread|kueue-bestfit | --compare a,b,c]
                     [--seed N] [--load L --hours H] [--max-hours H] --out DIR
 
@@ -22,12 +23,14 @@ from typing import Any
 
 from corral.api.errors import InvalidObject
 from corral.api.gpupool import GPUPool
-from corral.commands.common import UsageError
+from corral.commands.common import UsageError, read_documents
 from corral.commands.plan import read_pools
 from corral.fleet import NodeRecord, default_pool
 from corral.placement.baselines import POLICIES
 from corral.sim import openb
 from corral.sim.engine import Options, simulate
+from corral.sim.inference import ServiceLoad
+from corral.sim.inference import services as inference_services
 from corral.sim.report import INSTALL_HINT, MissingMatplotlib, render
 from corral.sim.results import RunResult, comparison, comparison_table, summary
 from corral.sim.spot import load as load_spot
@@ -51,9 +54,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--workload",
-        required=True,
         metavar="WORKLOAD",
-        help="jobs as CSV or JSON Lines (docs/simulate.md), or an openb pod list (CSV)",
+        help="jobs as CSV or JSON Lines (docs/simulate.md), or an openb pod list (CSV); "
+        "optional with --inference",
     )
     parser.add_argument(
         "--pools",
@@ -65,7 +68,10 @@ def register(subparsers: Any) -> None:
         "--spot", metavar="TRACE", help="SkyPilot spot trace: one JSON file or a folder of them"
     )
     parser.add_argument(
-        "--inference", metavar="TRACE", help="Azure LLM inference trace (not supported yet)"
+        "--inference",
+        metavar="SERVICES.yaml",
+        help="InferenceService objects, each naming the request trace it serves (Azure LLM "
+        "inference trace format) in its sim.corral.dev/trace annotation (docs/simulate.md)",
     )
     parser.add_argument(
         "--policy", choices=sorted(POLICIES), default="corral", help="placement policy"
@@ -128,6 +134,8 @@ def _fleet(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[GPUPool
 
 
 def _workload(args: argparse.Namespace, devices: int) -> list[WorkloadJob]:
+    if args.workload is None:
+        return []
     if openb.is_task_list(args.workload):
         return openb.sample(openb.tasks(args.workload), devices, args.hours, args.load, args.seed)
     return load_workload(args.workload)
@@ -169,12 +177,24 @@ def _decisions_csv(results: list[RunResult]) -> str:
     return buffer.getvalue()
 
 
+def _services(args: argparse.Namespace) -> list[ServiceLoad]:
+    if not args.inference:
+        return []
+    documents = read_documents(args.inference)
+    return inference_services(documents, args.inference, Path(args.inference).parent)
+
+
+def _effect(with_services: dict[str, Any], without: dict[str, Any]) -> dict[str, Any]:
+    """Training's queueing with the inference load and without it (the same run otherwise)."""
+    return {
+        field: {"with": with_services["queueing"][field], "without": without["queueing"][field]}
+        for field in ("meanSeconds", "p95Seconds")
+    } | {"utilisation": {"with": with_services["utilisation"], "without": without["utilisation"]}}
+
+
 def handle(args: argparse.Namespace) -> int:
-    if args.inference:
-        raise UsageError(
-            "--inference: simulating inference load needs the SLO autoscaler, which is not "
-            "built yet (see the README's status)"
-        )
+    if args.workload is None and not args.inference:
+        raise UsageError("--workload: required (or --inference, or both)")
     policies = [p.strip() for p in (args.compare or args.policy).split(",") if p.strip()]
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
@@ -193,6 +213,7 @@ def handle(args: argparse.Namespace) -> int:
         )
         jobs = _workload(args, devices)
         spot = load_spot(args.spot) if args.spot else []
+        services = _services(args)
     except WorkloadError as exc:
         raise UsageError(str(exc)) from None
     out = Path(args.out)
@@ -201,27 +222,41 @@ def handle(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
     results = []
+    effects: list[dict[str, Any] | None] = []
     for policy in policies:
-        progress = _Progress(policy)
-        options = Options(
-            policy=policy,
-            seed=args.seed,
-            spot=spot,
-            max_seconds=args.max_hours * 3600 if args.max_hours else None,
-            progress=progress,
-        )
-        try:
-            results.append(simulate(nodes, pools, jobs, options))
-        except InvalidObject as exc:
+        runs = [services, []] if services and jobs else [services]
+        for position, loads in enumerate(runs):
+            label = policy if position == 0 else f"{policy} (no inf.)"
+            progress = _Progress(label)
+            options = Options(
+                policy=policy,
+                seed=args.seed,
+                spot=spot,
+                max_seconds=args.max_hours * 3600 if args.max_hours else None,
+                progress=progress,
+                services=loads,
+            )
+            try:
+                result = simulate(nodes, pools, jobs, options)
+            except InvalidObject as exc:
+                progress.done()
+                raise UsageError(f"{args.workload}: {exc}") from None
             progress.done()
-            raise UsageError(f"{args.workload}: {exc}") from None
-        progress.done()
+            if position == 0:
+                results.append(result)
+                effects.append(None)
+            else:
+                effects[-1] = _effect(summary(results[-1]), summary(result))
     summaries = [summary(r) for r in results]
+    for data, effect in zip(summaries, effects, strict=True):
+        if effect is not None:
+            data["inferenceEffect"] = effect
     table = comparison(summaries) if len(results) > 1 else None
     inputs = {
         "fleet": f"{args.fleet} ({len(nodes)} nodes, {len(pools)} pool(s))",
-        "workload": f"{args.workload} ({len(jobs)} jobs)",
+        "workload": f"{args.workload or 'none'} ({len(jobs)} jobs)",
         "spot": args.spot or "none",
+        "inference": f"{args.inference} ({len(services)} service(s))" if services else "none",
         "seed": args.seed,
     }
     try:
@@ -240,6 +275,23 @@ def handle(args: argparse.Namespace) -> int:
             f"{data['utilisation'] * 100:.1f} %, cost {data['economics']['cost']} "
             f"{data['economics']['currency']}, {data['economics']['carbonKg']} kg CO2e"
         )
+        for key, service in (data["inference"] or {}).items():
+            attainment = service["sloAttainment"]
+            shown = "-" if attainment is None else f"{attainment * 100:.1f} %"
+            print(
+                f"  {key}: {shown} of minutes meet the SLO, p95 latency "
+                f"{service['p95LatencySeconds']} s, {service['replicaHours']} replica-h "
+                f"(peak {service['peakReplicas']}), cost {service['cost']}, scale-ups "
+                f"{service['scaleUps']}, downs {service['scaleDowns']}, unplaced "
+                f"{service['unplacedScaleUps']} ({service['unplacedReplicaHours']} replica-h)"
+            )
+        effect = data.get("inferenceEffect")
+        if effect is not None:
+            mean, p95 = effect["meanSeconds"], effect["p95Seconds"]
+            print(
+                f"  training queueing with inference: mean {mean['with']} s (without "
+                f"{mean['without']} s), p95 {p95['with']} s (without {p95['without']} s)"
+            )
     if table is not None:
         print(comparison_table(table))
     print(f"wrote {out / 'summary.json'}, {out / 'report.html'}, {out / 'decisions.csv'}")

@@ -11,7 +11,11 @@ world, in simulated time:
   (`failAfter`); an attempt that ends early keeps the work up to its last checkpoint;
 - the cloud: a spot trace per zone (`corral.sim.spot`) reclaims spot hosts (a termination notice
   `NOTICE_SECONDS` ahead) and gives them back;
-- time passes: a job's `RequeueAfter` wakes it; the fleet is sampled every `tick` seconds.
+- time passes: a job's `RequeueAfter` wakes it; the fleet is sampled every `tick` seconds;
+- inference load (`corral.sim.services`): each InferenceService begins when its trace does, its
+  autoscaler ticks every `autoscaler_tick` seconds on what the serving model would report, and
+  its replicas compete with the gangs for the same devices (the same snapshot and ledger); the
+  service is deleted when its last request has been served.
 
 Deterministic: the same inputs and seed give the same decisions, in the same order (events at
 one time are handled in the order they were scheduled; jobs are reconciled in key order).
@@ -27,18 +31,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from corral.api.gpupool import GPUPool
+from corral.api.selection import CapacityType
 from corral.cost.chargeback import Chargeback, ChargeKey
-from corral.cost.charges import ZERO, Rates
+from corral.cost.charges import ZERO, Charge, Rates
 from corral.fleet.status import device_figures
 from corral.placement import NoFit, Placement, PlacementRequest
 from corral.placement.baselines import POLICIES
 from corral.scheduling.actions import AnnotatePod, CreateWorker, DeletePod, Ungate, WantsPlacement
 from corral.sdk import protocol
+from corral.sim.inference import ServiceLoad
 from corral.sim.memory import InMemoryCluster
 from corral.sim.results import Decision, JobOutcome, RunResult, Series
+from corral.sim.services import SimulatedService
 from corral.sim.spot import SpotTrace
 from corral.sim.workload import WorkloadJob, priority_classes, training_job
 
@@ -50,12 +57,15 @@ minutes)."""
 TERMINATING_TAINT = {"key": "corral.dev/terminating", "effect": "NoSchedule"}
 ZONE_LABEL = "topology.kubernetes.io/zone"
 
-# Event kinds, in the order they are handled when scheduled for the same moment.
+# Event kinds (events at one moment are handled in the order they were scheduled).
 ARRIVE, FINISH, FAIL, EXIT, ACK, WAKE, SPOT, NOTICE, RECLAIM, RECOVER, TICK = range(11)
+SERVE, SCALE, READY, SERVICE_WAKE = range(11, 15)
 EVENT_NAMES = (
     "arrive", "finish", "fail", "exit", "checkpoint", "wake", "spot", "notice", "reclaim",
-    "recover", "tick",
+    "recover", "tick", "serve", "scale", "ready", "service-wake",
 )  # fmt: skip
+AUTOSCALER_TICK_SECONDS = 15.0
+"""The operator's default autoscaler interval (`corral run --autoscaler-interval`)."""
 EXIT_SPACING = 0.001
 """Workers of a finishing gang exit in index order this far apart: as on a real cluster, each
 exit is seen (and may free capacity for the queue) before the next."""
@@ -101,6 +111,10 @@ class Options:
     """Called now and then with (simulated seconds, expected end) for a progress bar."""
     checkpoint_write_seconds: float = 30.0
     """How long the simulated workload takes to write a checkpoint it is asked for."""
+    services: Sequence[ServiceLoad] = ()
+    """InferenceServices and their loads (`corral.sim.inference`)."""
+    autoscaler_tick: float = AUTOSCALER_TICK_SECONDS
+    """Seconds between autoscaler ticks (the operator's `--autoscaler-interval`)."""
 
 
 @dataclass(order=True)
@@ -145,7 +159,16 @@ class Simulation:
         self.chargeback = Chargeback()
         self.decisions: list[Decision] = []
         self.series = Series()
-        self.arrival_end = self.jobs[-1].submit if self.jobs else 0.0
+        self.services = [
+            SimulatedService(load, self.cluster, self._charge_devices)
+            for load in sorted(self.options.services, key=lambda load: load.key)
+        ]
+        self.dirty_services: set[int] = set()
+        self.service_wakes: dict[int, float] = {}
+        """Service -> when its pending wake-up (a RequeueAfter) is due."""
+        self.arrival_end = max(
+            [self.jobs[-1].submit if self.jobs else 0.0, *(s.load.end for s in self.services)]
+        )
         self.allocated_seconds = 0.0
         self.reclaimed: set[str] = set()
         self.spot_hosts: dict[str, list[str]] = {}
@@ -171,6 +194,8 @@ class Simulation:
         started = time.perf_counter()
         for index, job in enumerate(self.jobs):
             self.at(job.submit, ARRIVE, index)
+        for index, service in enumerate(self.services):
+            self.at(service.load.start, SERVE, index)
         self._plan_spot()
         self.tick = self.options.tick or min(3600.0, max(60.0, self.arrival_end / 300.0))
         self.at(0.0, TICK)
@@ -199,7 +224,7 @@ class Simulation:
         return self._result(time.perf_counter() - started)
 
     def _all_done(self) -> bool:
-        return self.finished == len(self.jobs)
+        return self.finished == len(self.jobs) and all(s.ended for s in self.services)
 
     def _handle(self, event: _Event) -> None:
         kind = event.kind
@@ -236,6 +261,33 @@ class Simulation:
             self._sample()
             after = self.now >= self.arrival_end and self.options.tick is None
             self.at(self.now + self.tick * (5 if after else 1), TICK)
+        elif kind in (SERVE, SCALE, READY, SERVICE_WAKE):
+            self._service_event(kind, event.subject)
+
+    def _service_event(self, kind: int, subject: Any) -> None:
+        index = subject if kind != READY else subject[0]
+        service = self.services[index]
+        if service.ended:
+            return
+        if kind == SERVE:
+            service.started = True
+            self.dirty_services.add(index)
+            self.at(self.now + self.options.autoscaler_tick, SCALE, index)
+        elif kind == SCALE:
+            if self.now >= service.load.end and service.done():
+                # Its last request is served: the user deletes the service.
+                self.wants_pass |= service.end(self.now)
+                return
+            service.tick(self.now)
+            self.dirty_services.add(index)
+            self.at(self.now + self.options.autoscaler_tick, SCALE, index)
+        elif kind == READY:
+            if service.ready(subject[1]):
+                self.dirty_services.add(index)
+        elif kind == SERVICE_WAKE:
+            if self.service_wakes.get(index) == self.now:
+                del self.service_wakes[index]
+            self.dirty_services.add(index)
 
     def _exit_at(self, key: str, code: int) -> None:
         """A replayed run ends (or fails) at a recorded time, whatever it has done."""
@@ -287,9 +339,14 @@ class Simulation:
         """Reconcile what changed and run scheduling passes until the operator is quiet."""
         now = self.when(self.now)
         for _ in range(1000):
-            if not self.dirty and not self.wants_pass:
+            if not self.dirty and not self.wants_pass and not self.dirty_services:
                 return
-            while self.dirty:
+            if self.wants_pass:
+                # Capacity may have freed: services waiting for a replica look again first
+                # (replicas are placed as soon as they are wanted, outside the pass).
+                self.dirty_services.update(i for i, s in enumerate(self.services) if s.blocked)
+            while self.dirty or self.dirty_services:
+                self._reconcile_services(now)
                 for key in sorted(self.dirty):
                     self.dirty.discard(key)
                     self._reconcile(key, now)
@@ -323,6 +380,21 @@ class Simulation:
         self._observe(key)
         if changed:
             self.dirty.add(key)
+
+    def _reconcile_services(self, now: datetime) -> None:
+        for index in sorted(self.dirty_services):
+            self.dirty_services.discard(index)
+            service = self.services[index]
+            if not service.started:
+                continue
+            reaction = service.reconcile(self.now, now)
+            if reaction.freed:
+                self.wants_pass = True
+            for when, pod in reaction.ready_at:
+                self.at(when, READY, (index, pod))
+            if reaction.requeue is not None and index not in self.service_wakes:
+                self.service_wakes[index] = self.now + reaction.requeue
+                self.at(self.now + reaction.requeue, SERVICE_WAKE, index)
 
     def _wake_when_due(self) -> None:
         """A decision asked to look at a job again later (RequeueAfter): wake it then."""
@@ -440,24 +512,43 @@ class Simulation:
         self.running -= 1
 
     def _charge(self, run: _Run, start: float, end: float) -> None:
-        pool = self.pools[run.pool]
         job = run.job
         total = ZERO
         for node in run.nodes:
             capacity_type = self.cluster.snapshot.capacity_type_of(node) or "on-demand"
-            charge = Rates.of(pool.spec, capacity_type).charge(
-                job.devices_per_worker, self.when(start), self.when(end)
+            total += self._charge_devices(
+                job.namespace, job.team, run.pool, capacity_type, job.devices_per_worker, start, end
             )
-            total += charge
-            self.chargeback.add(ChargeKey(job.namespace, job.team, run.pool, capacity_type), charge)
-            clipped = max(0.0, min(end, self.arrival_end) - start)
-            self.allocated_seconds += clipped * job.devices_per_worker
         run.outcome.charge += total
+
+    def _charge_devices(
+        self,
+        namespace: str,
+        team: str,
+        pool: str,
+        capacity_type: str,
+        devices: int,
+        start: float,
+        end: float,
+    ) -> Charge:
+        """Devices held on one node from `start` to `end`: charged, and counted in the fleet's
+        allocated device-time over the arrival window."""
+        kind = cast(CapacityType, capacity_type)
+        charge = Rates.of(self.pools[pool].spec, kind).charge(
+            devices, self.when(start), self.when(end)
+        )
+        self.chargeback.add(ChargeKey(namespace, team, pool, kind), charge)
+        clipped = max(0.0, min(end, self.arrival_end) - start)
+        self.allocated_seconds += clipped * devices
+        return charge
 
     def _close_running(self) -> None:
         for run in self.runs.values():
             if run.attempt is not None:
                 self._end_attempt(run, completed=False)
+        for service in self.services:
+            if not service.ended:
+                service.end(self.now)
 
     def _worker_names(self, key: str, attempt: int) -> list[str]:
         """The running workers of the attempt, by index (a worker replaced in place has its own
@@ -519,6 +610,9 @@ class Simulation:
     def _reclaim(self, host: str) -> None:
         for key in self.cluster.remove_node(host):
             self.dirty.add(key)
+        for index, service in enumerate(self.services):
+            if service.remove_node(host, self.now):
+                self.dirty_services.add(index)
         self.reclaimed.add(host)
         self.wants_pass = True
 
@@ -570,6 +664,7 @@ class Simulation:
             currency=sorted(currencies)[0] if currencies else "USD",
             notes=self.notes,
             losses=self.losses,
+            services=[service.outcome() for service in self.services],
         )
 
 

@@ -271,7 +271,7 @@ class InMemoryCluster:
         for pod_key in sorted(self._to_bind):
             pod = self.pods[pod_key]
             node = pod["metadata"]["annotations"]["corral.dev/node"]
-            if self._snapshot.node_problem(node) is None and self._fits(pod, node):
+            if self._snapshot.node_problem(node) is None and self.fits(pod, node):
                 pod["spec"]["nodeName"] = node
                 pod["status"].pop("nominatedNodeName", None)  # the bind clears it
             elif not pod["status"].get("conditions"):
@@ -481,21 +481,7 @@ class InMemoryCluster:
                 },
                 "annotations": {"corral.dev/node": action.node},
             },
-            "spec": {
-                "schedulingGates": [{"name": PLACEMENT_GATE}],
-                "containers": [
-                    {
-                        "name": "worker",
-                        "resources": {
-                            "requests": {
-                                k: str(v) if k != "cpu" else f"{v}m"
-                                for k, v in requests.items()
-                                if k != "pods"
-                            }
-                        },
-                    }
-                ],
-            },
+            "spec": gated_spec("worker", requests),
             "status": {"phase": "Pending"},
         }
         self.pods[pod_key] = pod
@@ -505,7 +491,8 @@ class InMemoryCluster:
     def _bind_ungated(self) -> None:
         self.bind_ungated()
 
-    def _fits(self, pod: Obj, node: str) -> bool:
+    def fits(self, pod: Obj, node: str) -> bool:
+        """Whether the pod still fits its node (what kube-scheduler checks as it binds)."""
         record = self._snapshot.nodes.get(node)
         if record is None:
             return False
@@ -570,6 +557,25 @@ class InMemoryCluster:
     def _bump(self) -> str:
         self._version += 1
         return str(self._version)
+
+
+def gated_spec(container: str, requests: Mapping[str, int]) -> Obj:
+    """A pod spec as Corral creates a planned pod: gated, one container asking `requests`."""
+    return {
+        "schedulingGates": [{"name": PLACEMENT_GATE}],
+        "containers": [
+            {
+                "name": container,
+                "resources": {
+                    "requests": {
+                        k: str(v) if k != "cpu" else f"{v}m"
+                        for k, v in requests.items()
+                        if k != "pods"
+                    }
+                },
+            }
+        ],
+    }
 
 
 def _owner(pod: Obj) -> str | None:

@@ -171,23 +171,87 @@ def figures(results: Sequence[RunResult]) -> list[tuple[str, str, str]]:
             )
         )
 
-    if any(r.slo for r in results):
-        fig, axis = plt.subplots(figsize=(9, 3))
-        for result in results:
-            for service in sorted({s.service for s in result.slo}):
-                samples = [s for s in result.slo if s.service == service]
-                axis.plot(
-                    _hours([s.time for s in samples]),
-                    [s.attainment for s in samples],
-                    label=f"{result.policy} {service}",
-                    linewidth=1,
-                )
-        axis.set_ylabel("SLO attainment")
-        axis.set_xlabel("hours")
-        axis.set_ylim(0, 1.02)
-        axis.legend(fontsize=8)
-        out.append(("SLO attainment", "Share of requests within the latency objective.", _png(fig)))
+    keys = sorted({service.key for r in results for service in r.services})
+    if keys:
+        fig, axes = plt.subplots(
+            len(keys), 1, figsize=(9, 2.8 * len(keys) + 0.4), sharex=True, squeeze=False
+        )
+        for axis, key in zip([row[0] for row in axes], keys, strict=True):
+            rate_axis = axis.twinx()
+            for position, result in enumerate(results):
+                service = next((s for s in result.services if s.key == key), None)
+                if service is None:
+                    continue
+                hours = _hours(service.samples_time)
+                if position == 0:
+                    rate_axis.plot(hours, service.samples_rate, color="0.7", linewidth=0.8)
+                line = axis.step(hours, service.samples_replicas, where="post", linewidth=1.2,
+                                 label=f"{result.policy} replicas")  # fmt: skip
+                axis.step(hours, service.samples_desired, where="post", linewidth=0.8,
+                          linestyle="--", color=line[0].get_color(),
+                          label=f"{result.policy} desired")  # fmt: skip
+            axis.set_title(key, fontsize=9)
+            axis.set_ylabel("replicas")
+            axis.set_ylim(bottom=0)
+            rate_axis.set_ylabel("requests/s (grey)")
+            rate_axis.set_ylim(bottom=0)
+            axis.legend(fontsize=7, loc="lower right")
+        axes[-1][0].set_xlabel("hours")
+        out.append(
+            (
+                "Inference: replicas and load",
+                "Per InferenceService: replicas placed (solid) and the autoscaler's desired count "
+                "(dashed) at each autoscaler tick, and the request rate over the last minute "
+                "(grey, right axis). Desired above placed is a scale-up waiting for room.",
+                _png(fig),
+            )
+        )
     return out
+
+
+def services_table(summaries: Sequence[dict[str, Any]]) -> str:
+    """Per policy and service: the SLO figures, what the service cost, and how training's
+    queueing moved with it."""
+    rows = []
+    for data in summaries:
+        effect = data.get("inferenceEffect") or {}
+        for key, service in (data.get("inference") or {}).items():
+            attainment = service["sloAttainment"]
+            rows.append(
+                [
+                    data["policy"],
+                    key,
+                    "-" if attainment is None else f"{attainment * 100:.1f} %",
+                    _fmt(service["p95LatencySeconds"], 2),
+                    _fmt(service["replicaHours"], 2),
+                    _fmt(service["cost"], 2),
+                    f"{service['scaleUps']} / {service['scaleDowns']}",
+                    f"{service['unplacedScaleUps']} ({_fmt(service['unplacedReplicaHours'], 2)} h)",
+                    _effect(effect.get("meanSeconds")),
+                    _effect(effect.get("p95Seconds")),
+                ]
+            )
+    return _table(
+        rows,
+        [
+            "policy",
+            "service",
+            "minutes meeting SLO",
+            "p95 latency s",
+            "replica-h",
+            "cost",
+            "scale ups / downs",
+            "unplaced (replica-h)",
+            "training mean queue s: with / without",
+            "p95: with / without",
+        ],
+    )
+
+
+def _effect(pair: dict[str, Any] | None) -> str:
+    if not pair:
+        return "-"
+    return f"{_fmt(pair['with'])} / {_fmt(pair['without'])}"
 
 
 _STYLE = """
@@ -276,6 +340,15 @@ def render(
             ],
         )
     )
+    if any(data.get("inference") for data in summaries):
+        parts.append("<h2>Inference</h2>")
+        parts.append(
+            "<p>Minutes meeting SLO: the share of minutes (with requests) in which every "
+            "objective's percentile of the requests arriving that minute was within its target. "
+            "Training queueing with and without the inference load: the same workload run again "
+            "without the services.</p>"
+        )
+        parts.append(services_table(summaries))
     if comparison is not None:
         parts.append("<h2>Policies compared</h2>")
         parts.append(f"<pre>{html.escape(comparison_table(comparison))}</pre>")

@@ -82,12 +82,49 @@ class Series:
     spot_up: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ObjectiveOutcome:
+    name: str
+    type: str
+    percentile: float
+    target_seconds: float
+    minutes_meeting: float | None
+    """Share of the minutes with requests whose requests met the objective (its percentile of
+    the requests arriving in that minute within the target)."""
+
+
 @dataclass
-class SloSample:
-    time: float
-    service: str
-    attainment: float
-    replicas: int
+class ServiceOutcome:
+    """One InferenceService over its load."""
+
+    key: str
+    namespace: str
+    team: str
+    trace: str
+    start: float
+    end: float
+    requests: int
+    served: int
+    objectives: list[ObjectiveOutcome]
+    minutes: int
+    """Minutes with requests, each judged."""
+    minutes_meeting_all: float | None
+    p95_latency: float | None
+    p95_ttft: float | None
+    replica_seconds: float
+    device_seconds: float
+    charge: Charge
+    scale_ups: int
+    scale_downs: int
+    unplaced_episodes: int
+    """Times the service began waiting for a replica it could not place (or admit)."""
+    unplaced_replica_seconds: float
+    peak_replicas: int
+    samples_time: list[float] = field(default_factory=list)
+    samples_desired: list[int] = field(default_factory=list)
+    samples_ready: list[int] = field(default_factory=list)
+    samples_replicas: list[int] = field(default_factory=list)
+    samples_rate: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -108,7 +145,7 @@ class RunResult:
     """Integral of allocated devices over [0, arrival_end]."""
     capacity_device_seconds: float
     currency: str = "USD"
-    slo: list[SloSample] = field(default_factory=list)
+    services: list[ServiceOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     losses: list[tuple[float, float]] = field(default_factory=list)
     """(when, device-seconds) of work thrown away, as it happened."""
@@ -225,7 +262,7 @@ def summary(result: RunResult) -> dict[str, Any]:
                 for k, v in result.chargeback.by("pool", "capacity_type").items()
             },
         },
-        "slo": _slo(result),
+        "inference": _inference(result),
         "simulation": {
             "events": result.events,
             "wallSeconds": round(result.wall_seconds, 3),
@@ -235,19 +272,37 @@ def summary(result: RunResult) -> dict[str, Any]:
     }
 
 
-def _slo(result: RunResult) -> dict[str, Any] | None:
-    if not result.slo:
+def _inference(result: RunResult) -> dict[str, Any] | None:
+    if not result.services:
         return None
-    services = sorted({s.service for s in result.slo})
-    return {
-        name: {
-            "meanAttainment": _round(
-                mean([s.attainment for s in result.slo if s.service == name]), 4
-            ),
-            "maxReplicas": max(s.replicas for s in result.slo if s.service == name),
+    out: dict[str, Any] = {}
+    for service in result.services:
+        out[service.key] = {
+            "trace": service.trace,
+            "requests": service.requests,
+            "served": service.served,
+            "minutes": service.minutes,
+            "sloAttainment": _round(service.minutes_meeting_all, 4),
+            "objectives": {
+                o.name: {
+                    "type": o.type,
+                    "percentile": o.percentile,
+                    "targetMs": round(o.target_seconds * 1000, 1),
+                    "minutesMeeting": _round(o.minutes_meeting, 4),
+                }
+                for o in service.objectives
+            },
+            "p95LatencySeconds": _round(service.p95_latency, 3),
+            "p95TimeToFirstTokenSeconds": _round(service.p95_ttft, 3),
+            "replicaHours": round(service.replica_seconds / 3600.0, 3),
+            "peakReplicas": service.peak_replicas,
+            **_charge_dict(service.charge),
+            "scaleUps": service.scale_ups,
+            "scaleDowns": service.scale_downs,
+            "unplacedScaleUps": service.unplaced_episodes,
+            "unplacedReplicaHours": round(service.unplaced_replica_seconds / 3600.0, 3),
         }
-        for name in services
-    }
+    return out
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
