@@ -332,7 +332,7 @@ class SimulatedService:
         pool, capacity_type, devices = self.devices.pop(name)
         key = (self.view.namespace, name)
         self.cluster.snapshot.remove_pod(*key)
-        self.cluster.ledger.observed(key)
+        self.cluster.ledger.observed(key, gone=True)
         self.replica_seconds += now - born
         self.device_seconds += (now - born) * devices
         namespace = self.view.namespace
