@@ -151,6 +151,47 @@ def test_without_room_in_the_span_domain_the_whole_gang_moves() -> None:
     assert not set(s["placement"]["nodes"]) & set(first["nodes"])
 
 
+BLOCK = "network.corral.dev/block"
+RACK = "network.corral.dev/rack"
+
+
+@pytest.mark.parametrize(
+    ("required", "in_place"),
+    [(None, False), (RACK, False), (BLOCK, True)],
+    ids=["nothing required", "rack required", "block required"],
+)
+def test_a_gang_that_filled_its_rack_is_replaced_in_place_as_wide_as_it_requires(
+    required: str | None, in_place: bool
+) -> None:
+    """The gang fills rack ra; rb, in the same block, has room. Only a job that requires no more
+    than the block may span it: its noticed worker moves to rb alone and the gang's span becomes
+    the block. Otherwise the whole gang moves (to rb, or elsewhere), as before."""
+    nodes = [
+        spot_node(f"{rack}-h{i}").label(BLOCK, "b1").label(RACK, rack).obj()
+        for rack in ("ra", "rb")
+        for i in range(2)
+    ]
+    c = InMemoryCluster(nodes, [pool_builder("p").select(pool="p").levels(BLOCK, RACK).obj()])
+    started(c, **({"topology": {"required": required}} if required else {}))
+    first = status(c)["placement"]
+    assert (first["level"], first["domain"]) == (RACK, "ra")
+    notice_and_ack(c, first["nodes"][:1], T0 + timedelta(seconds=60))
+    s = status(c)
+    assert s["interruptions"] == 1
+    if not in_place:
+        assert s["attempt"] == 1
+        assert "or any wider one its topology.required allows" in s["lastRestart"]["message"]
+        return
+    assert s["attempt"] == 0 and s["placement"]["replacements"] == [1, 0]
+    assert (s["placement"]["level"], s["placement"]["domain"]) == (BLOCK, "b1")
+    assert "the gang now spans" in s["lastRestart"]["message"]
+    run(c, T0 + timedelta(seconds=62))
+    s = status(c)
+    assert s["phase"] == "Running"
+    nodes = s["placement"]["nodes"]
+    assert nodes[1] == first["nodes"][1] and nodes[0].startswith("rb-")
+
+
 def test_several_noticed_nodes_are_replaced_at_once_inside_the_span_domain() -> None:
     c = rack_fleet({"ra": 6, "rb": 6})
     started(c, workers=4)

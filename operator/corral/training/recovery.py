@@ -277,13 +277,20 @@ def on_notice(
         assert status.placement is not None
         found = replace_workers(status.placement, affected)
         if not isinstance(found, str):
+            placement = status.placement
+            if (found.level, found.domain) != (placement.level, placement.domain):
+                why += (
+                    f"; no room in {placement.level} {placement.domain}, so the gang now spans "
+                    f"{found.level} {found.domain} (topology.required allows it)"
+                )
+                placement.level, placement.domain = found.level, found.domain
             _replace_in_place(
-                step, alive, price, dict(zip(affected, found, strict=True)), why, lost
+                step, alive, price, dict(zip(affected, found.nodes, strict=True)), why, lost
             )
             return
         why += (
             f"; no room for worker(s) {', '.join(map(str, affected))} in the gang's span domain "
-            f"({found})"
+            f"or any wider one its topology.required allows ({found})"
         )
     interrupt(
         step, current, live, price, disruption.reason, why, lost, disruption.seen, disruption.source
