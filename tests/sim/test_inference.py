@@ -287,3 +287,39 @@ PINNED: dict[str, Any] = {
     "replicaHours": 0.897,
     "trainingMeanQueue": 416.7,
 }
+
+
+@pytest.mark.parametrize("with_jobs", [False, True], ids=["inference only", "with a workload"])
+def test_the_cli_reports_the_services_and_their_effect_on_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], with_jobs: bool
+) -> None:
+    trace(tmp_path / "trace.csv", [(300, 2.0)])
+    path = tmp_path / "inference.yaml"
+    path.write_text(yaml.safe_dump(service(devices=4)))
+    args = [
+        "simulate",
+        "--fleet",
+        str(ROOT / "e2e" / "fleets" / "tiny.yaml"),
+        "--inference",
+        str(path),
+    ]
+    if with_jobs:
+        jobs = tmp_path / "w.jsonl"
+        jobs.write_text(
+            '{"name": "a", "submit": 10, "workers": 4, "devicesPerWorker": 8, "duration": 60}\n'
+        )
+        args += ["--workload", str(jobs)]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    data = json.loads((tmp_path / "out" / "summary.json").read_text())
+    chat = data["inference"]["prod/chat"]
+    assert chat["served"] == chat["requests"] == 600
+    assert "prod/chat:" in capsys.readouterr().out
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "Inference: replicas and load" in page
+    if with_jobs:
+        # The 4-host gang waits until the service (on one of the hosts) is gone.
+        effect = data["inferenceEffect"]
+        assert effect["meanSeconds"]["without"] == 0.0
+        assert effect["meanSeconds"]["with"] > 250
+    else:
+        assert "inferenceEffect" not in data

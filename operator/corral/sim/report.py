@@ -76,31 +76,36 @@ def figures(results: Sequence[RunResult]) -> list[tuple[str, str, str]]:
         for name, _, _ in SIZE_CLASSES
         if any(size_class(job.devices) == name for r in results for job in r.jobs)
     ]
-    fig, axes = plt.subplots(1, len(classes), figsize=(2.8 * len(classes) + 0.5, 3.2), sharey=True)
-    axes = list(axes) if len(classes) > 1 else [axes]
-    for axis, name in zip(axes, classes, strict=True):
-        for result in results:
-            delays = sorted(
-                job.queue_delay / 60.0
-                for job in result.jobs
-                if job.queue_delay is not None and size_class(job.devices) == name
-            )
-            if delays:
-                shares = [(i + 1) / len(delays) for i in range(len(delays))]
-                axis.step([max(d, 0.01) for d in delays], shares, where="post", label=result.policy)
-        axis.set_xscale("log")
-        axis.set_title(f"{name} devices", fontsize=9)
-        axis.set_xlabel("minutes (log)")
-    axes[0].set_ylabel("share of jobs placed within")
-    axes[-1].legend(fontsize=7, loc="lower right")
-    out.append(
-        (
-            "Queueing delay by job size",
-            "Cumulative share of jobs placed within a given wait after submission, by job size "
-            "(devices). A wait of zero is drawn at 0.01 min.",
-            _png(fig),
+    if classes:  # none for an inference-only run
+        fig, axes = plt.subplots(
+            1, len(classes), figsize=(2.8 * len(classes) + 0.5, 3.2), sharey=True
         )
-    )
+        axes = list(axes) if len(classes) > 1 else [axes]
+        for axis, name in zip(axes, classes, strict=True):
+            for result in results:
+                delays = sorted(
+                    job.queue_delay / 60.0
+                    for job in result.jobs
+                    if job.queue_delay is not None and size_class(job.devices) == name
+                )
+                if delays:
+                    shares = [(i + 1) / len(delays) for i in range(len(delays))]
+                    axis.step(
+                        [max(d, 0.01) for d in delays], shares, where="post", label=result.policy
+                    )
+            axis.set_xscale("log")
+            axis.set_title(f"{name} devices", fontsize=9)
+            axis.set_xlabel("minutes (log)")
+        axes[0].set_ylabel("share of jobs placed within")
+        axes[-1].legend(fontsize=7, loc="lower right")
+        out.append(
+            (
+                "Queueing delay by job size",
+                "Cumulative share of jobs placed within a given wait after submission, by job size "
+                "(devices). A wait of zero is drawn at 0.01 min.",
+                _png(fig),
+            )
+        )
 
     fig, axis = plt.subplots(figsize=(9, 3))
     for result in results:
