@@ -109,9 +109,10 @@ dev: install binaries
 # kwok runs no containers, so examples/sdk/workers.py stands in for them: the real training loop
 # (examples/sdk/train.py, numpy, corral.sdk) per worker pod, through a kubectl proxy. The
 # operator asks the workers to checkpoint, they save and acknowledge; the gang fills its rack, so
-# there is no room to replace the one worker inside it and the whole gang moves to another rack
-# (counted as an interruption, not a restart); each process dies with its pod and the new
-# workers' processes resume from the acknowledged step. `make dev` runs it once the samples run.
+# the noticed worker alone moves to another rack of its block (the job requires the block), counted
+# as an interruption, not a restart; its process dies with its pod, the new worker's process
+# resumes from the acknowledged step, and the other three train on. `make dev` runs it once the
+# samples run.
 DEV_JOB := llama-pretrain
 DEV_PROXY_PORT := 18001
 dev-interrupt: install
