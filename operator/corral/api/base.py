@@ -80,11 +80,15 @@ def _copied(value: Any) -> Any:
     kind = type(value)
     if kind in _IMMUTABLE:
         return value
+    # Immutable items are taken as they are without a call: most of a status is strings,
+    # numbers and times, and a call per item was most of the copy's cost.
+    immutable = _IMMUTABLE
     if kind is list:
-        return [_copied(v) for v in value]
+        return [v if type(v) in immutable else _copied(v) for v in value]
     if isinstance(value, BaseModel):
         out = object.__new__(kind)
-        object.__setattr__(out, "__dict__", {k: _copied(v) for k, v in value.__dict__.items()})
+        fields = {k: v if type(v) in immutable else _copied(v) for k, v in value.__dict__.items()}
+        object.__setattr__(out, "__dict__", fields)
         extra = value.__pydantic_extra__
         object.__setattr__(out, "__pydantic_extra__", None if extra is None else _copied(extra))
         object.__setattr__(out, "__pydantic_fields_set__", set(value.__pydantic_fields_set__))
@@ -94,7 +98,7 @@ def _copied(value: Any) -> Any:
         )
         return out
     if kind is dict:
-        return {k: _copied(v) for k, v in value.items()}
+        return {k: v if type(v) in immutable else _copied(v) for k, v in value.items()}
     if isinstance(value, (enum.Enum, frozenset)):
         return value
     return copy.deepcopy(value)
