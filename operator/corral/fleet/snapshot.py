@@ -55,6 +55,9 @@ class FleetSnapshot:
         unique across snapshots: an answer that reads only pools and nodes (which pools a
         request may use, whether it fits them empty) holds while the epoch it was computed
         at is current."""
+        self.pod_changes = 0
+        """Counts the changes of what pods hold on nodes (a pod counted, moved or dropped): with
+        `static_epoch`, whether anything placement reads has changed since it was last read."""
 
     @classmethod
     def build(
@@ -219,6 +222,7 @@ class FleetSnapshot:
             self.pods[key] = record
         if old is None and record is None:
             return
+        self.pod_changes += 1
         touched: set[str] = set()
         if old is not None and old.counted and old.node is not None:
             self._count(old, -1)

@@ -27,7 +27,7 @@ from corral.api.names import (
     WORKER_INDEX_LABEL,
     worker_pod_name,
 )
-from corral.api.trainingjob import TrainingJobStatus
+from corral.api.trainingjob import PlacementStatus, TrainingJobStatus
 from corral.disruption.checkpoints import http_ack
 from corral.disruption.notices import Notice, binding_notice, node_usability
 from corral.fleet.objects import PodRecord
@@ -53,7 +53,7 @@ from corral.scheduling.cycle import Solve
 from corral.scheduling.ledger import Ledger
 from corral.scheduling.tenancy import Tenancy
 from corral.training import capacity, replacement
-from corral.training.accounting import placement_price
+from corral.training.accounting import Price, placement_price
 from corral.training.cluster import JobRecord, job_record, ledger_owner, owners_of
 from corral.training.lifecycle import reconcile
 from corral.training.pods import WorkerPod
@@ -117,6 +117,13 @@ class InMemoryCluster:
         """What workers answer a call of their httpGet checkpoint hook (a test or the simulator
         plays the workload); None: nobody answers."""
         self.hook_calls: list[CallHook] = []
+        self._quiet_pass: tuple[tuple[object, ...], datetime] | None = None
+        """What the last pass read, if it decided nothing, and until when the clock does not
+        matter to it (`run_pass`)."""
+        self.skipped_passes = 0
+        self._prices: tuple[int, dict[tuple[str, tuple[str, ...]], Price | None]] = (-1, {})
+        """(the snapshot's static epoch, placement (pool, nodes) -> its price)."""
+        """Passes not run: nothing they read had changed since one that decided nothing."""
 
     # -- the Cluster protocol -------------------------------------------------------------------
 
@@ -320,10 +327,25 @@ class InMemoryCluster:
     # -- the decisions --------------------------------------------------------------------------
 
     def run_pass(self, now: datetime, solve: Solve | None = None) -> list[str]:
-        """One scheduling pass; returns the keys of the jobs it placed."""
-        placed = []
+        """One scheduling pass; returns the keys of the jobs it placed.
+
+        A pass that decided nothing is not run again until something it reads changes: most
+        passes of a busy fleet (a worker ended, a wake-up) find the same waiting jobs before the
+        same fleet and place none of them again. Its inputs are the waiting jobs as read, the
+        snapshot (nodes, pools, what pods hold), what the ledger adds for quota admission, the
+        tenancy, the solver, and the clock where a waiting job reads it (a re-placement backoff
+        running out); a job whose pass decision reads the clock further (carbon deferral, the
+        deadline spot policy) makes every pass run."""
         self.failed_by_pass = []
-        for verdict in queue_pass(self, now, solve):
+        inputs = self._pass_inputs(solve)
+        quiet = self._quiet_pass
+        if quiet is not None and quiet[0] == inputs and now < quiet[1]:
+            self.skipped_passes += 1
+            return []
+        placed = []
+        verdicts = queue_pass(self, now, solve)
+        self._quiet_pass = None if verdicts else self._quiet_until(inputs, now)
+        for verdict in verdicts:
             key = verdict.record.key
             self.apply(key, verdict.decision.actions, now)
             if getattr(verdict.decision.status, "phase", None) == "Failed":
@@ -332,6 +354,43 @@ class InMemoryCluster:
                 placed.append(key)
                 self.recorded.placements.append((key, verdict.placement))
         return placed
+
+    def _pass_inputs(self, solve: Solve | None) -> tuple[object, ...]:
+        """What a pass reads, but the clock: the waiting jobs (each as of its resourceVersion),
+        the snapshot (nodes, pools, what pods hold), what the ledger adds for quota admission,
+        the tenancy and the solver."""
+        if self._waiting_order is None:
+            self._waiting_order = sorted(self._waiting)
+        jobs = self.jobs
+        versions = tuple(jobs[key]["metadata"]["resourceVersion"] for key in self._waiting_order)
+        ledger = self._ledger.assumed_requests()
+        return (
+            self._waiting_order,
+            versions,
+            self._snapshot.static_epoch,
+            self._snapshot.pod_changes,
+            sorted((namespace, sorted(amounts.items())) for namespace, amounts in ledger.items()),
+            self.tenancy,
+            solve,
+        )
+
+    def _quiet_until(
+        self, inputs: tuple[object, ...], now: datetime
+    ) -> tuple[tuple[object, ...], datetime] | None:
+        """A pass decided nothing: its inputs, and until when the clock changes nothing in it
+        (the first re-placement backoff to run out); None when a waiting job's decision in the
+        pass reads the clock further (carbon deferral, the deadline spot policy)."""
+        until = datetime.max.replace(tzinfo=now.tzinfo)
+        for record in self.training_jobs():
+            view = record.view
+            if view is None:
+                continue
+            if view.spec.carbon_deferral is not None or capacity.applies(view.spec):
+                return None
+            requeue = view.status.requeue_state
+            if requeue is not None and requeue.requeue_at is not None and requeue.requeue_at > now:
+                until = min(until, requeue.requeue_at)
+        return inputs, until
 
     def reconcile(self, key: str, now: datetime, refresh_usage: bool = False) -> list[Action]:
         actions = self.decide(key, now, refresh_usage)
@@ -345,18 +404,12 @@ class InMemoryCluster:
         if record is None or record.view is None:
             return []
         view = record.view
-        placement = view.status.placement
-        price = placement_price(
-            self._snapshot,
-            self.pool(placement.pool) if placement else None,
-            placement.nodes if placement else [],
-        )
         decision = reconcile(
             view,
             self.job_pods(key),
             now,
             self._snapshot.node_problem,
-            price,
+            self._price(view.status.placement),
             refresh_usage,
             self.node_notice,
             overcommitted=self._snapshot.overcommitted,
@@ -364,6 +417,20 @@ class InMemoryCluster:
             spot_fits=capacity.fits_spot(self._snapshot, record.request),
         )
         return decision.actions
+
+    def _price(self, placement: PlacementStatus | None) -> Price | None:
+        """The placement's price, kept while the nodes and pools are as they were (every
+        reconcile of a running job asks, for the same nodes)."""
+        if placement is None:
+            return None
+        epoch = self._snapshot.static_epoch
+        if self._prices[0] != epoch:
+            self._prices = (epoch, {})
+        kept = self._prices[1]
+        key = (placement.pool, tuple(placement.nodes))
+        if key not in kept:
+            kept[key] = placement_price(self._snapshot, self.pool(placement.pool), placement.nodes)
+        return kept[key]
 
     def settle(self, now: datetime, rounds: int = 20) -> None:
         """Reconcile every job and run the pass until nothing changes (a quiet operator)."""
