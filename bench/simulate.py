@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/simulate.py [--quick] [--workload PATH] [--seeds 1,2,3] [--with-openb]
                                        [--openb-scale 0.25] [--openb-hours 2] [--only openb|speed]
+                                       [--baseline GIT-REF]
                                        [--out bench/results/simulate.json]
 
 Every figure comes from `corral.sim.engine` (the operator's own scheduling pass and TrainingJob
@@ -27,6 +28,9 @@ pool (`corral.placement.baselines`). Sections:
    both; `placementObjective: CostPerWork` against the default order.
 5. speed: events per second of the simulator (heap events: arrivals, finishes, checkpoints,
    wake-ups, spot changes, ticks) and operator decisions (reconciles and passes) per second.
+   `--only speed --baseline REF` first measures the same section on the code of git ref REF
+   (its `operator/` and `bench/` exported to a temporary folder and run there), then on this
+   code: the before and after of `speed_before` and `speed` come from one run on one machine.
 
 Targets (issue 12): mean queueing delay <= 0.7x spread's and <= 0.9x Kueue-like BestFit's at equal
 or higher utilisation; deferral cuts gCO2e by >= 20 % with no deadline missed; CostPerWork lowers
@@ -37,8 +41,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -436,7 +443,9 @@ def table(results: dict[str, Any]) -> str:
             )
             lines.append(f"  seed {seed}: {shown}")
     if gang.get("speed_before"):
-        lines.append("\nspeed, gang workload of the first seed (events/s: before -> now):")
+        ref = gang.get("speed_baseline")
+        before = f"before, at {ref} in the same run" if ref else "before"
+        lines.append(f"\nspeed, gang workload of the first seed (events/s: {before} -> now):")
         for policy, now in gang["speed"].items():
             was = gang["speed_before"].get(policy, {}).get("events_per_second")
             ratio = f" (x{now['events_per_second'] / was:.2f})" if was else ""
@@ -446,6 +455,37 @@ def table(results: dict[str, Any]) -> str:
         state = "met" if target["met"] else "MISSED"
         lines.append(f"  {target['what']}: {target['measured']} — {state} ({target['note']})")
     return "\n".join(lines)
+
+
+def baseline_speed(ref: str, out: Path) -> tuple[str, dict[str, Any]]:
+    """The speed section measured on the code of git ref `ref` (its commit id, its figures): that
+    code's operator package and benchmark, exported with `git archive`, run in a subprocess."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    with tempfile.TemporaryDirectory() as folder:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit, "operator", "bench"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        results = Path(folder) / "speed.json"
+        results.write_text(out.read_text())
+        env = {**os.environ, "PYTHONPATH": str(Path(folder) / "operator")}
+        print(f"speed: the baseline, {ref} ({commit})", file=sys.stderr, flush=True)
+        subprocess.run(
+            [sys.executable, str(Path(folder) / "bench" / "simulate.py"), "--only", "speed",
+             "--out", str(results)],
+            check=True,
+            env=env,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        return commit, json.loads(results.read_text())["gangs"]["speed"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -496,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
         "`speed` (the gang workload of the first seed under each policy; the speed it replaces "
         "is kept as `speed_before`)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="GIT-REF",
+        help="with --only speed: measure the code of this git ref first, in the same run, as "
+        "`speed_before` (default: keep the `speed_before` of an earlier run)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     out = Path(args.out)
@@ -505,7 +551,11 @@ def main(argv: list[str] | None = None) -> int:
             results["openb"] = openb_section(args)
         else:
             gang = results["gangs"]
-            gang["speed_before"] = gang.get("speed_before") or gang["speed"]
+            if args.baseline:
+                gang["speed_baseline"], gang["speed_before"] = baseline_speed(args.baseline, out)
+            else:
+                gang["speed_before"] = gang.get("speed_before") or gang["speed"]
+                gang.pop("speed_baseline", None)
             gang["speed"] = gangs(args, speed_only=True)["speed"]
     else:
         results = {"gangs": gangs(args)}
