@@ -37,9 +37,10 @@ JOB_RESTARTS = Counter(
 )
 INTERRUPTIONS = Counter(
     "corral_interruptions_total",
-    "Gang moves caused by the platform (notices, preemption, node loss), by pool and notice "
-    "source (node-failure when there was no notice); never counted as restarts.",
-    ["pool", "source"],
+    "Workloads moved by the platform, by pool, notice source (node-failure when there was no "
+    "notice) and kind: TrainingJob gang moves (notices, preemption, node loss; never counted as "
+    "restarts) and InferenceService replicas replaced for a termination notice.",
+    ["pool", "source", "kind"],
     registry=REGISTRY,
 )
 CHECKPOINT_SECONDS = Histogram(

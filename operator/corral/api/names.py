@@ -62,9 +62,13 @@ SLOT_LABEL = "corral.dev/slot"
 """On a replica: its slot; slots 0..desired-1 are kept, higher ones are scaled away."""
 
 
-def replica_pod_name(service: str, revision: str, slot: int) -> str:
-    """`<service>-<revision>-<slot>`: a new revision's replica never collides with the old one."""
-    return f"{service}-{revision}-{slot}"
+def replica_pod_name(service: str, revision: str, slot: int, replacement: int = 0) -> str:
+    """`<service>-<revision>-<slot>`: a new revision's replica never collides with the old one.
+    The `replacement`-th replica made for a slot whose replica's node got a termination notice is
+    `<service>-<revision>-<slot>-x<replacement>` (label `corral.dev/replacement`): both serve
+    until the replacement is ready."""
+    base = f"{service}-{revision}-{slot}"
+    return f"{base}-x{replacement}" if replacement else base
 
 
 def replica_selector(service: str) -> str:

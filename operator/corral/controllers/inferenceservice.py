@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from corral import metrics
 from corral.api import InvalidObject, parse_object
 from corral.api.conditions import set_condition
 from corral.api.inferenceservice import (
@@ -36,7 +37,7 @@ from corral.autoscaling.resume import Remembered, resume
 from corral.controllers.executor import Blocked, Gone, PodRejected, QuotaRefused, Target
 from corral.controllers.servicemetrics import ServiceMetrics
 from corral.inference import sizing
-from corral.inference.lifecycle import PodAge, ServiceView, Sizing, fixed, reconcile
+from corral.inference.lifecycle import DISRUPTED, PodAge, ServiceView, Sizing, decide, fixed
 from corral.inference.placement import replica_request
 from corral.inference.replicas import ReplicaPod, revision_of
 from corral.kube import replicas as builders
@@ -259,7 +260,7 @@ class InferenceServiceController:
         if refused is not None and (refused.generation != view.generation or mono >= refused.until):
             del self._refused[key]
             refused = None
-        decision = reconcile(
+        reconciled = decide(
             view,
             pods,
             sizing,
@@ -271,7 +272,9 @@ class InferenceServiceController:
             refresh,
             self.op.cluster.tenancy,
             refused.why if refused is not None else None,
+            self.op.cluster.node_notice,
         )
+        decision = reconciled.decision
         try:
             outcome = await self.op.executor.execute(self._target(obj, view), decision.actions)
         except PodRejected as exc:
@@ -293,6 +296,12 @@ class InferenceServiceController:
             raise
         self._blocked.pop(key, None)
         self._note_waiting(key, decision)
+        for interruption in reconciled.interruptions:
+            metrics.INTERRUPTIONS.labels(
+                pool=self.op.cache.snapshot.pool_of(interruption.node) or "",
+                source=interruption.notice.source,
+                kind="InferenceService",
+            ).inc()
         if scaling is not None and outcome.status_written and refresh:
             scaling.figures_at = mono
         if outcome.requeue_after is not None:
@@ -314,11 +323,20 @@ class InferenceServiceController:
     def _note_waiting(self, key: str, decision: Decision) -> None:
         status = decision.status
         assert isinstance(status, InferenceServiceStatus)
+        # A replica it wants (Ready), or the replacement of one on a noticed node (Disrupted).
         ready = next((c for c in status.conditions if c.type == "Ready"), None)
+        disrupted = next((c for c in status.conditions if c.type == DISRUPTED), None)
         if ready is not None and ready.reason in ADMISSION | CAPACITY:
             self.waiting[key] = ready.reason
-        else:
-            self.waiting.pop(key, None)
+            return
+        if (
+            disrupted is not None
+            and disrupted.status == "True"
+            and disrupted.reason in ADMISSION | CAPACITY
+        ):
+            self.waiting[key] = disrupted.reason
+            return
+        self.waiting.pop(key, None)
 
     def _sizing(self, key: str, view: ServiceView, pods: list[ReplicaPod]) -> Sizing:
         spec = view.spec
@@ -347,13 +365,14 @@ class InferenceServiceController:
         request = replica_request(view.key, view.spec)
 
         def replica(action: CreateWorker) -> tuple[Obj, dict[str, int]] | None:
-            name = replica_pod_name(view.name, revision, action.index)
+            name = replica_pod_name(view.name, revision, action.index, action.replacement)
             pool_name = self.op.cache.snapshot.pool_of(action.node)
             pool = self.op.cluster.pool(pool_name) if pool_name else None
             if pool is None:
                 self.op.cache.ledger.forget(KEY_PREFIX + view.key, [name])
                 return None  # its node left the pool: the next reconcile places it again
             pod = builders.replica_pod(
+                replacement=action.replacement,
                 namespace=view.namespace,
                 service=view.name,
                 uid=view.uid,

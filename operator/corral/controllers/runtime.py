@@ -276,6 +276,12 @@ def _route_node(op: Operator, change: Change) -> None:
         nodes = ((job.get("status") or {}).get("placement") or {}).get("nodes") or ()
         if change.key in nodes:
             op.queue.add(key)
+    # InferenceServices with a replica there (a notice makes them replace it).
+    for namespace, name in list(op.cache.snapshot.pods_on.get(change.key, ())):
+        owner = controller_uid(op.cache.pods.get(f"{namespace}/{name}") or {})
+        routed = op.cache.by_uid.get(owner) if owner is not None else None
+        if routed is not None and routed.startswith(INFERENCE_PREFIX):
+            op.queue.add(routed)
 
 
 def _route_pod(op: Operator, change: Change) -> None:

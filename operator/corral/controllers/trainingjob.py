@@ -368,7 +368,9 @@ def _observe_disruption(before: TrainingJobStatus, after: Any, now: datetime) ->
     restart = after.last_restart
     pool = before.placement.pool if before.placement else ""
     if after.interruptions > before.interruptions and restart is not None:
-        metrics.INTERRUPTIONS.labels(pool=pool, source=restart.source or "node-failure").inc()
+        metrics.INTERRUPTIONS.labels(
+            pool=pool, source=restart.source or "node-failure", kind="TrainingJob"
+        ).inc()
         if restart.lost_work_seconds is not None:
             metrics.LOST_WORK_SECONDS.labels(pool=pool).observe(restart.lost_work_seconds)
     checkpoint = after.last_checkpoint

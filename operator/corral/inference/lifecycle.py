@@ -14,12 +14,27 @@ Every replica made (scale-up and rollout surge) is admitted first, like a gang
 only within the namespace's ResourceQuotas, counting the replicas this reconcile already placed
 and every planned pod not created yet. A refused replica is simply not made; running replicas
 are never deleted for it.
+
+A replica whose node has a binding termination notice (an AWS spot interruption, Karpenter's
+disruption taint, GKE, AKS, the kubelet's shutdown; the same reading as for gangs,
+`corral.disruption.notices`), or whose pod is marked DisruptionTarget, is replaced surge-first:
+a replacement of the same slot (`<service>-<revision>-<slot>-x<n>`) is placed elsewhere — noticed
+nodes take none, nodes with an advisory notice only when nothing else has room — and once it is
+ready the noticed replica is deleted with its own grace period. Until then both serve; without
+room (or admission) for the replacement the noticed replica serves until its node goes, and
+condition `Disrupted` says which, where and why. Replacements never take the service above
+`max(desired, maxReplicas) + 1` live replicas (the rollout's surge of one, counted on the most the
+owner has allowed): a service below its maximum replaces every noticed replica at once (the
+notice is short), one at its maximum replaces them one after another. A notice withdrawn before
+the swap leaves one replica per slot: the ready one, else the older; the other is deleted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import ParamSpec
 
 from corral.api.conditions import set_condition
 from corral.api.inferenceservice import (
@@ -35,6 +50,7 @@ from corral.api.template import pod_spec
 from corral.autoscaling.autoscaler import Decision as ScalingDecision
 from corral.autoscaling.autoscaler import Verdict
 from corral.autoscaling.histogram import Histogram
+from corral.disruption.notices import Notice
 from corral.fleet.snapshot import FleetSnapshot
 from corral.inference.placement import place_replica, replica_request
 from corral.inference.replicas import ReplicaPod, revision_of
@@ -56,6 +72,33 @@ from corral.scheduling.tenancy import PodFacts, Tenancy
 BIND_TIMEOUT_SECONDS = 120.0
 """An ungated replica not bound by then (its node filled up meanwhile) is made again elsewhere."""
 RETRY_PLACEMENT_SECONDS = 15.0
+P = ParamSpec("P")
+DISRUPTED = "Disrupted"
+"""The condition naming the replicas on noticed nodes and how far their replacement is."""
+
+NodeNotice = Callable[[str], Notice | None]
+"""The binding termination notice on a node (the live cluster's `node_notice`), or None."""
+
+
+def no_notice(_: str) -> Notice | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """A replacement made for a replica on a noticed node (for the interruption counter)."""
+
+    replica: str
+    node: str
+    notice: Notice
+    replacement: str
+    onto: str
+
+
+@dataclass
+class Reconciled:
+    decision: Decision
+    interruptions: list[Interruption] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -104,7 +147,7 @@ def fixed(replicas: int) -> Sizing:
     )
 
 
-def reconcile(
+def decide(
     view: ServiceView,
     pods: list[ReplicaPod],
     sizing: Sizing,
@@ -116,19 +159,22 @@ def reconcile(
     refresh_figures: bool = False,
     tenancy: Tenancy | None = None,
     refused: Inadmissible | None = None,
-) -> Decision:
+    node_notice: NodeNotice = no_notice,
+) -> Reconciled:
     """The status and actions for one look at the service and its pods. `ledger` holds no plan
     of this service's yet (the caller forgot it): what it still assumes is other workloads', and
     what quotas have not counted yet of pods made (its own replicas too, see the ledger).
     `refused`: the API server refused this service's last replica (PodRejected, or a full quota:
     QuotaExceeded); until the caller lets it retry, no replica is made and the status says why,
-    the same on every look (a status that changed back and forth would wake it for ever)."""
+    the same on every look (a status that changed back and forth would wake it for ever).
+    `node_notice`: the binding termination notice of a node (replicas there are replaced)."""
     spec = view.spec
     revision = revision_of(spec)
     wanted = sizing.replicas
     ages = ages or PodAge()
     decision = Decision(view.status)
     decision.add(EnsureService())
+    interruptions: list[Interruption] = []
 
     ended = [p for p in pods if p.terminated and not p.deleting]
     stuck = [
@@ -152,11 +198,16 @@ def reconcile(
         decision.add(DeletePod(pod.name, pod.uid))
     kept = [p for p in current if p.slot < wanted]
 
+    # Termination notices: per slot, the noticed replicas serve until a replacement is ready.
+    noticed = {p.name: n for p in kept if (n := notice_of(p, node_notice)) is not None}
+    swaps = _swaps(kept, noticed, decision)
+    kept = [p for p in kept if p.name not in swaps.leaving]
+
     # Replicas to make: every missing slot, at most one above the count while old ones remain.
     have = {p.slot for p in kept}
     missing = [slot for slot in range(wanted) if slot not in have]
     room = len(missing) if not old else max(0, wanted + 1 - len(kept) - len(old))
-    peers = [p.where for p in [*kept, *old] if p.where is not None]
+    peers = [p.where for p in [*kept, *old] if p.where is not None and p.name not in noticed]
     request = replica_request(view.key, spec)
     tenancy = tenancy or Tenancy()
     admission = Admission(snapshot, tenancy, ledger.assumed_requests(), unit="replica")
@@ -164,42 +215,92 @@ def reconcile(
         priority_class=spec.priority_class_name or tenancy.default_class,
         terminating="activeDeadlineSeconds" in pod_spec(spec.template),
     )
-    blocked: Inadmissible | None = refused if missing[:room] else None
     present = {p.name for p in pods}
-    for slot in missing[:room] if refused is None else ():
-        name = replica_pod_name(view.name, revision, slot)
+
+    def make(slot: int, replacement: int = 0) -> str | Inadmissible | None:
+        """One replica placed, admitted and made: its node, why not, or None (its name is
+        still taken by a pod going away)."""
+        name = replica_pod_name(view.name, revision, slot, replacement)
         if name in present:
-            continue  # its previous pod of that name is still going away
+            return None
         admitted = _admit(admission, view.namespace, snapshot, request, facts)
         if isinstance(admitted, Inadmissible):
-            blocked = admitted
-            break
+            return admitted
         placed = place_replica(snapshot, admitted, peers, wanted)
         if isinstance(placed, NoFit):
-            blocked = Inadmissible("Unschedulable", placed.reason)
-            break
+            return Inadmissible("Unschedulable", placed.reason)
         pool, node = placed
         requests = request.worker_requests(snapshot.pools[pool].resource_name)
         ledger.assume(owner, view.namespace, {name: node}, requests)
         admission.placed(view.namespace, requests)
-        decision.add(CreateWorker(slot, 0, node), Ungate(name))
+        decision.add(CreateWorker(slot, 0, node, replacement), Ungate(name))
         peers.append(node)
+        return node
+
+    blocked: Inadmissible | None = refused if missing[:room] else None
+    made = 0
+    for slot in missing[:room] if refused is None else ():
+        outcome = make(slot)
+        if isinstance(outcome, Inadmissible):
+            blocked = outcome
+            break
+        made += outcome is not None
     for pod in kept:
         if pod.gated and pod.planned_node is not None:
             decision.add(Ungate(pod.name))  # made before a restart, never ungated
 
-    # Rollout: an old replica goes once the count is ready without it.
-    ready_current = sum(1 for p in kept if p.ready)
+    # Replacements, the most urgent notice first, within the surge bound.
+    ceiling = max(wanted, _most(spec)) + 1
+    budget = ceiling - len(kept) - len(old) - made
+    waiting: dict[str, str] = {}
+    """Noticed replica -> why its replacement is not made yet."""
+    surge_blocked: Inadmissible | None = None
+    for pod in sorted(swaps.unreplaced, key=lambda p: (_deadline(noticed[p.name]), p.slot)):
+        why: Inadmissible | str | None = refused
+        if why is None and surge_blocked is not None:
+            why = surge_blocked
+        if why is None and budget <= 0:
+            why = f"at most {ceiling} replicas at once (max(desired, maxReplicas) + 1)"
+        if why is None:
+            replacement = 1 + max(p.replacement for p in pods if p.slot == pod.slot)
+            outcome = make(pod.slot, replacement)
+            if isinstance(outcome, str):
+                name = replica_pod_name(view.name, revision, pod.slot, replacement)
+                notice = noticed[pod.name]
+                budget -= 1
+                swaps.starting[pod.name] = f"replacement {name} starting on {outcome}"
+                interruptions.append(Interruption(pod.name, pod.where or "", notice, name, outcome))
+                decision.add(
+                    Emit(
+                        "Warning",
+                        "TerminationNotice",
+                        f"replica {pod.name} on {pod.where} goes{_by(notice)} ({notice.signal}, "
+                        f"{notice.source}): replacement {name} placed on {outcome}; {pod.name} "
+                        "is deleted once it is ready",
+                    )
+                )
+                continue
+            why = outcome if outcome is not None else "its replacement's name is still taken"
+        if isinstance(why, Inadmissible):
+            surge_blocked = why
+            waiting[pod.name] = f"no replacement ({why.reason}: {why.message})"
+        else:
+            waiting[pod.name] = f"replacement waits: {why}"
+
+    # Rollout: an old replica goes once the count is ready without it (noticed ones first).
+    ready_current = len({p.slot for p in kept if p.ready})
     spare = ready_current + sum(1 for p in old if p.ready) - wanted
-    for pod in sorted(old, key=lambda p: (p.ready, p.slot)):
+    ranked = sorted(old, key=lambda p: (p.ready, notice_of(p, node_notice) is None, p.slot))
+    for pod in ranked:
         if not pod.ready or spare > 0 or ready_current >= wanted:
             decision.add(DeletePod(pod.name, pod.uid))
             spare -= 1 if pod.ready else 0
 
-    if blocked is not None and refused is None:
+    if (blocked is not None or surge_blocked is not None) and refused is None:
         decision.add(RequeueAfter(RETRY_PLACEMENT_SECONDS))
+    disrupted = _disrupted(kept, noticed, swaps.starting, waiting, surge_blocked)
     decision.status = _status(
-        view, live, kept, old, sizing, blocked, now, refresh_figures, len(surplus)
+        view, live, kept, old, sizing, blocked, now, refresh_figures, len(surplus), disrupted
     )
     changed_size = view.status.desired_replicas != wanted
     if changed_size and view.status.observed_generation is not None:
@@ -208,7 +309,138 @@ def reconcile(
         )
     if blocked is not None and not _blocked_before(view.status, blocked):
         decision.add(Emit("Warning", blocked.reason, blocked.message))
+    if disrupted is not None and disrupted[0] == "True" and surge_blocked is not None:
+        before = next((c for c in view.status.conditions if c.type == DISRUPTED), None)
+        if before is None or before.status != "True" or before.reason != surge_blocked.reason:
+            decision.add(Emit("Warning", "ReplacementBlocked", disrupted[2]))
+    return Reconciled(decision, interruptions)
+
+
+def _decision_of(decide: Callable[P, Reconciled]) -> Callable[P, Decision]:
+    def decision(*args: P.args, **kwargs: P.kwargs) -> Decision:
+        return decide(*args, **kwargs).decision
+
     return decision
+
+
+reconcile = _decision_of(decide)
+"""`decide`'s decision alone (for a runtime that counts no interruptions: the simulator)."""
+
+
+def notice_of(pod: ReplicaPod, node_notice: NodeNotice) -> Notice | None:
+    """The binding notice a replica acts on: its pod's own (DisruptionTarget), else its node's."""
+    if pod.disruption is not None:
+        return pod.disruption
+    return node_notice(pod.where) if pod.where is not None else None
+
+
+@dataclass
+class _Swaps:
+    leaving: set[str] = field(default_factory=set)
+    """Replicas deleted this look (noticed ones whose replacement is ready, spare ones)."""
+    unreplaced: list[ReplicaPod] = field(default_factory=list)
+    """Noticed replicas with no replacement yet."""
+    starting: dict[str, str] = field(default_factory=dict)
+    """Noticed replica -> its replacement that is not ready yet."""
+
+
+def _swaps(kept: list[ReplicaPod], noticed: dict[str, Notice], decision: Decision) -> _Swaps:
+    """Per slot: once a replica off noticed nodes is ready, the noticed ones go; a slot with two
+    replicas and no notice (it was withdrawn) keeps one, the ready one, else the older."""
+    swaps = _Swaps()
+    slots: dict[int, list[ReplicaPod]] = {}
+    for pod in kept:
+        slots.setdefault(pod.slot, []).append(pod)
+    for group in slots.values():
+        doomed = [p for p in group if p.name in noticed]
+        healthy = sorted(
+            (p for p in group if p.name not in noticed),
+            key=lambda p: (not p.ready, p.replacement),
+        )
+        keep, spare = healthy[:1], healthy[1:]
+        for pod in spare:
+            swaps.leaving.add(pod.name)
+            decision.add(DeletePod(pod.name, pod.uid))
+            if not doomed:
+                decision.add(
+                    Emit(
+                        "Normal",
+                        "NoticeWithdrawn",
+                        f"slot {pod.slot} has {keep[0].name} again (no notice on {keep[0].where} "
+                        f"any more): {pod.name} deleted",
+                    )
+                )
+        if not doomed:
+            continue
+        if not keep:
+            swaps.unreplaced.extend(doomed)
+            continue
+        if not keep[0].ready:
+            for pod in doomed:
+                swaps.starting[pod.name] = (
+                    f"replacement {keep[0].name} starting on {keep[0].where or 'its node'}"
+                )
+            continue
+        for pod in doomed:
+            swaps.leaving.add(pod.name)
+            decision.add(
+                DeletePod(pod.name, pod.uid),
+                Emit(
+                    "Normal",
+                    "Replaced",
+                    f"replica {pod.name} on {pod.where} ({noticed[pod.name].signal}) deleted: "
+                    f"its replacement {keep[0].name} on {keep[0].where} is ready",
+                ),
+            )
+    return swaps
+
+
+def _disrupted(
+    kept: list[ReplicaPod],
+    noticed: dict[str, Notice],
+    starting: dict[str, str],
+    waiting: dict[str, str],
+    blocked: Inadmissible | None,
+) -> tuple[ConditionStatus, str, str] | None:
+    """Condition Disrupted: which replicas are on noticed nodes and how far their replacement
+    is (None: no replica is, and the condition is left as it was or set False)."""
+    lines = []
+    for pod in sorted(kept, key=lambda p: p.name):
+        notice = noticed.get(pod.name)
+        if notice is None:
+            continue
+        where = f"{pod.name} on {pod.where} ({notice.signal}, {notice.source}{_by(notice)})"
+        if pod.name in waiting:
+            lines.append(f"{where}: {waiting[pod.name]}; it serves until its node goes")
+        elif pod.name in starting:
+            lines.append(f"{where}: {starting[pod.name]}")
+    if not lines:
+        return None
+    return ("True", blocked.reason if blocked is not None else "Replacing", "; ".join(lines))
+
+
+def _most(spec: InferenceServiceSpec) -> int:
+    """The most replicas the owner allows: maxReplicas when autoscaled, else the fixed count."""
+    if spec.replicas is None and spec.autoscaling is not None:
+        return spec.autoscaling.max_replicas
+    return spec.replicas or 0
+
+
+def _deadline(notice: Notice) -> datetime:
+    return _when(notice) or datetime.max.replace(tzinfo=UTC)
+
+
+def _when(notice: Notice) -> datetime | None:
+    """When the node goes, when the signal says so (no estimate from first sight: the status
+    must read the same on every look)."""
+    if notice.deadline is not None:
+        return notice.deadline
+    return notice.deadline_after(notice.since) if notice.since is not None else None
+
+
+def _by(notice: Notice) -> str:
+    when = _when(notice)
+    return f" by {when:%H:%M:%S}" if when is not None else ""
 
 
 def _admit(
@@ -248,6 +480,7 @@ def _status(
     now: datetime,
     refresh_figures: bool,
     leaving: int,
+    disrupted: tuple[ConditionStatus, str, str] | None = None,
 ) -> InferenceServiceStatus:
     previous = view.status
     status = previous.model_copy(deep=True)
@@ -264,7 +497,7 @@ def _status(
         status.last_scale_reason = sizing.reason
 
     conditions = status.conditions
-    ready_current = sum(1 for p in kept if p.ready)
+    ready_current = len({p.slot for p in kept if p.ready})
     if blocked is not None:
         readiness: tuple[ConditionStatus, str, str] = ("False", blocked.reason, blocked.message)
     elif old:
@@ -294,6 +527,18 @@ def _status(
             _condition(verdict.status),
             verdict.reason,
             verdict.message,
+            now,
+            generation,
+        )
+    if disrupted is not None:
+        conditions = set_condition(conditions, DISRUPTED, *disrupted, now, generation)
+    elif any(c.type == DISRUPTED for c in conditions):
+        conditions = set_condition(
+            conditions,
+            DISRUPTED,
+            "False",
+            "NoNotices",
+            "no replica is on a noticed node",
             now,
             generation,
         )

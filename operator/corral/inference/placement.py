@@ -5,7 +5,8 @@ capacity type), node usability (Ready, not cordoned, taints, nodeSelector) and c
 gang workers, against the same fleet snapshot, which counts every gang worker planned in the
 ledger: a replica never takes devices promised to a gang, nor a gang a replica's. The objective
 differs: a gang wants to be close, replicas want to be apart. So among the nodes that fit:
-fewest replicas of the service in the node's zone (when the pool's topology has a zone level),
+a node without an advisory termination notice (a rebalance recommendation, planned maintenance:
+the same reading as for gangs, `PoolView.advised`) before one with it, then fewest replicas of the service in the node's zone (when the pool's topology has a zone level),
 then on the node itself, then the least free devices that still fit (best fit keeps large holes
 whole for gangs), then the preferred capacity type, then the lower price, then the name.
 
@@ -67,6 +68,7 @@ def place_replica(
             zone = view.topology.domain_of(node, zone_level) if zone_level is not None else None
             capacity = view.capacity_types.get(node)
             key = (
+                1 if node in view.advised else 0,
                 in_zone[zone] if zone is not None else 0,
                 on_node[node],
                 index.free.get(node, 0),

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.api.inferenceservice import InferenceServiceSpec
-from corral.api.names import NODE_ANNOTATION, PLACEMENT_GATE, REVISION_LABEL, SLOT_LABEL
+from corral.api.names import (
+    NODE_ANNOTATION,
+    PLACEMENT_GATE,
+    REPLACEMENT_LABEL,
+    REVISION_LABEL,
+    SLOT_LABEL,
+)
+from corral.disruption.notices import Notice, pod_notices
 
 
 def revision_of(spec: InferenceServiceSpec) -> str:
@@ -35,6 +42,11 @@ class ReplicaPod:
     gated: bool
     deleting: bool
     ready: bool
+    replacement: int = 0
+    """How many replicas of this slot were made for termination notices before this one
+    (label `corral.dev/replacement`; absent: 0)."""
+    disruption: Notice | None = None
+    """The pod's own notice: condition DisruptionTarget=True (it is about to be terminated)."""
 
     @property
     def terminated(self) -> bool:
@@ -59,6 +71,10 @@ class ReplicaPod:
             revision = str(labels[REVISION_LABEL])
         except (KeyError, ValueError):
             return None
+        try:
+            replacement = max(0, int(labels.get(REPLACEMENT_LABEL) or 0))
+        except ValueError:
+            replacement = 0
         spec = pod.get("spec") or {}
         status = pod.get("status") or {}
         gates = [gate.get("name") for gate in spec.get("schedulingGates") or []]
@@ -78,4 +94,6 @@ class ReplicaPod:
             gated=PLACEMENT_GATE in gates,
             deleting=bool(meta.get("deletionTimestamp")),
             ready=ready and not meta.get("deletionTimestamp"),
+            replacement=replacement,
+            disruption=next(iter(pod_notices(pod).notices), None),
         )

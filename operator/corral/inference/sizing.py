@@ -20,8 +20,9 @@ from corral.inference.replicas import ReplicaPod
 
 
 def start_count(view: ServiceView, live: list[ReplicaPod], policy: Policy) -> int:
-    """The count to start from: what runs (or was decided) within bounds, at least the min."""
-    count = max(len(live), view.status.desired_replicas)
+    """The count to start from: what runs (or was decided) within bounds, at least the min. A
+    replica and the replacement made for its notice hold one slot: they count once."""
+    count = max(len({(p.revision, p.slot) for p in live}), view.status.desired_replicas)
     return max(policy.floor, min(policy.max_replicas, count))
 
 

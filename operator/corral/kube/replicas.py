@@ -11,6 +11,7 @@ from corral.api.names import (
     INFERENCE_LABEL,
     NODE_ANNOTATION,
     POOL_LABEL,
+    REPLACEMENT_LABEL,
     REVISION_LABEL,
     SLOT_LABEL,
     replica_pod_name,
@@ -31,8 +32,10 @@ def replica_pod(
     pool: str,
     resource_name: str,
     pool_tolerations: list[Toleration],
+    replacement: int = 0,
 ) -> dict[str, Any]:
-    """Replica `slot` of `revision`, pinned to `node`, gated until Corral ungates it."""
+    """Replica `slot` of `revision`, pinned to `node`, gated until Corral ungates it
+    (`replacement` > 0: made for a replica whose node got a termination notice)."""
     template = copy.deepcopy(spec.template)
     meta = template.get("metadata") or {}
     pod_spec = template["spec"]
@@ -43,6 +46,7 @@ def replica_pod(
         REVISION_LABEL: revision,
         SLOT_LABEL: str(slot),
         POOL_LABEL: pool,
+        **({REPLACEMENT_LABEL: str(replacement)} if replacement else {}),
     }
     annotations = {**(meta.get("annotations") or {}), NODE_ANNOTATION: node}
     container = pod_spec["containers"][0]
@@ -54,7 +58,7 @@ def replica_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": replica_pod_name(service, revision, slot),
+            "name": replica_pod_name(service, revision, slot, replacement),
             "namespace": namespace,
             "labels": labels,
             "annotations": annotations,
