@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from corral.localfleet import binaries
 from harness import Cluster, ManagedProcess, WaitTimeout, wait_for
@@ -231,6 +232,16 @@ class Jobs:
 
     def event_reasons(self, name: str) -> list[str]:
         return [e["reason"] for e in self.events(name)]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels` (0 when there are none)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 def dumps(obj: Any) -> str:

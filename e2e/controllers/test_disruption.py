@@ -10,14 +10,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from builders import node, training_job
 from corral.disruption import notices
 from corral.localfleet import interrupt
 from corral.sdk import protocol
 from harness import Cluster, wait_for
-from operator_support import Jobs, MakePool, RunningOperator
+from operator_support import Jobs, MakePool, RunningOperator, metric
 
 
 def env_of(pod: dict[str, Any]) -> dict[str, str]:
@@ -46,16 +44,6 @@ def running(jobs: Jobs, name: str, attempt: int, interruptions: int) -> dict[str
 
 def uids(pods: list[dict[str, Any]]) -> dict[str, str]:
     return {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include `labels` (0 when there are none)."""
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
 
 
 def requested(jobs: Jobs, name: str, attempt: int, workers: int) -> str | None:

@@ -9,13 +9,22 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 from builders import node, training_job
+from corral.localfleet import interrupt
 from harness import Cluster, ManagedProcess, WaitTimeout, wait_for
 from loadsim import set_load
-from operator_support import Jobs, MakePool, free_port, prometheus_process
+from operator_support import (
+    Jobs,
+    MakePool,
+    RunningOperator,
+    free_port,
+    metric,
+    prometheus_process,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 Obj = dict[str, Any]
@@ -76,14 +85,12 @@ LIGHT_MOST = 3
 """The most replicas 2 req/s of ~1.2 s requests may get (2.4 busy slots; 4 slots a replica)."""
 
 
-class Deletions(threading.Thread):
-    """Watches the service's pods and records how each deleted one was asked to go."""
+class PodWatch(threading.Thread):
+    """Watches the service's pods, in the API server's order, until stopped."""
 
     def __init__(self, cluster: Cluster, namespace: str, name: str):
         super().__init__(daemon=True)
         self.cluster, self.namespace, self.name = cluster, namespace, name
-        self.asked: dict[str, int | None] = {}
-        """Pod name -> deletionGracePeriodSeconds when its deletionTimestamp was first seen."""
         self.stop = threading.Event()
         self.listening = threading.Event()
 
@@ -99,9 +106,24 @@ class Deletions(threading.Thread):
             )
             self.listening.set()
             for event in stream:
-                meta = event["object"].metadata
-                if meta.deletion_timestamp is not None and meta.name not in self.asked:
-                    self.asked[meta.name] = meta.deletion_grace_period_seconds
+                self.seen(event["type"], event["object"])
+
+    def seen(self, type_: str, pod: Any) -> None:
+        raise NotImplementedError
+
+
+class Deletions(PodWatch):
+    """Records how each deleted pod was asked to go."""
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str):
+        super().__init__(cluster, namespace, name)
+        self.asked: dict[str, int | None] = {}
+        """Pod name -> deletionGracePeriodSeconds when its deletionTimestamp was first seen."""
+
+    def seen(self, type_: str, pod: Any) -> None:
+        meta = pod.metadata
+        if meta.deletion_timestamp is not None and meta.name not in self.asked:
+            self.asked[meta.name] = meta.deletion_grace_period_seconds
 
 
 def silence(loadsim: str, pod: str) -> None:
@@ -471,6 +493,68 @@ def test_a_gang_and_replicas_in_one_pool_never_overcommit_nor_share_a_host(
     print(f"third replica created {time.monotonic() - raised_at:.1f} s after the quota was raised")
     wait_for(lambda: services.ready("chat") == 3, timeout=60, message="three replicas ready")
     assert_no_overcommit(cluster, namespace)
+
+
+class Swaps(PodWatch):
+    """Records, when each pod is first seen deleting, which other pods were Ready then."""
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str):
+        super().__init__(cluster, namespace, name)
+        self.ready: set[str] = set()
+        self.nodes: dict[str, str] = {}
+        self.ready_at_delete: dict[str, set[str]] = {}
+
+    def seen(self, type_: str, pod: Any) -> None:
+        name = pod.metadata.name
+        if pod.spec.node_name:
+            self.nodes[name] = pod.spec.node_name
+        deleting = type_ == "DELETED" or pod.metadata.deletion_timestamp is not None
+        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        if deleting and name not in self.ready_at_delete:
+            self.ready_at_delete[name] = self.ready - {name}
+        if ready and not deleting:
+            self.ready.add(name)
+        else:
+            self.ready.discard(name)
+
+
+def test_a_replica_on_a_noticed_spot_node_is_replaced_before_it_is_deleted(
+    cluster: Cluster, namespace: str, make_pool: MakePool, operator: RunningOperator
+) -> None:
+    pool = make_pool([node(f"s{i}").rack("r1").spot() for i in range(3)])
+    services = Services(cluster, namespace)
+    spec = chat(namespace, pool, None, replicas=2, acceleratorsPerReplica=8)
+    del spec["spec"]["autoscaling"]
+    services.create(spec)
+    wait_for(lambda: services.ready("chat") == 2, timeout=60, message="two replicas ready")
+    swaps = Swaps(cluster, namespace, "chat")
+    swaps.start()
+    swaps.listening.wait(10)
+    noticed_pod = sorted(p["metadata"]["name"] for p in services.pods("chat"))[0]
+    other = next(p for p in services.pods("chat") if p["metadata"]["name"] != noticed_pod)
+    noticed = next(
+        p["spec"]["nodeName"] for p in services.pods("chat") if p["metadata"]["name"] == noticed_pod
+    )
+    replacement = f"{noticed_pod}-x1"
+    started = time.monotonic()
+    interrupt.notify(cluster.api, noticed, "aws", 120, datetime.now(UTC))
+    wait_for(
+        lambda: noticed_pod in swaps.ready_at_delete,
+        timeout=60,
+        message="the noticed replica deleted after its replacement is ready",
+    )
+    print(f"noticed replica swapped {time.monotonic() - started:.1f} s after the notice")
+    swaps.stop.set()
+    # Surge-first: its replacement (elsewhere) was Ready before it was asked to go.
+    assert replacement in swaps.ready_at_delete[noticed_pod], swaps.ready_at_delete
+    assert other["metadata"]["name"] in swaps.ready_at_delete[noticed_pod]
+    assert swaps.nodes[replacement] not in (noticed, other["spec"]["nodeName"])
+    wait_for(lambda: services.ready("chat") == 2, timeout=30, message="two replicas ready")
+    assert _condition(services.status("chat"), "Disrupted")["status"] == "False"
+    reasons = Jobs(cluster, namespace).event_reasons("chat")
+    assert "TerminationNotice" in reasons and "Replaced" in reasons, reasons
+    labels = {"pool": pool, "source": "aws-nth", "kind": "InferenceService"}
+    assert metric(operator.metrics(), "corral_interruptions_total", **labels) == 1
 
 
 def assert_no_overcommit(cluster: Cluster, namespace: str) -> None:
