@@ -3,6 +3,9 @@ on the in-memory API (fake clock), counting the operator's requests."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,12 +14,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.controllers.harness import Harness
 from tests.inference.builders import service
+from tests.inference.test_admission import NS, T0, gpu_pool, hosts, quota, running
+from tests.inference.test_admission import spec as admission_spec
 from tests.inference.test_controller import Scenario, condition, replicas, run, status
 
 from corral import metrics
+from corral.api import GPUPool
+from corral.api.inferenceservice import InferenceServiceStatus
 from corral.disruption import notices
+from corral.fleet.snapshot import FleetSnapshot
 from corral.fleet.testing import node, pool
+from corral.inference import lifecycle
+from corral.inference.lifecycle import ServiceView
+from corral.inference.replicas import revision_of
 from corral.localfleet import interrupt
+from corral.scheduling.actions import CreateWorker, DeletePod, Emit
+from corral.scheduling.ledger import Ledger
+from corral.scheduling.tenancy import Tenancy
 
 Obj = dict[str, Any]
 NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
@@ -382,3 +396,148 @@ def test_while_room_exists_never_fewer_ready_replicas_than_before_the_notice(
         assert len(replicas(h)) == wanted and ready_count(h) == wanted
 
     harness_run(scenario, spot_fleet(hosts))
+
+
+# -- the replacement's admission, pure (`corral.inference.lifecycle.decide`) ----------------------
+
+
+def noticed(nodes: list[Obj], name: str) -> tuple[list[Obj], Callable[[str], Any]]:
+    """The nodes with an AWS spot interruption taint on `name`, and the live cluster's reading of
+    notices (`binding_notice` of each node)."""
+    marked = [
+        {**n, "spec": {"taints": [{"key": notices.NTH_SPOT_ITN, "effect": "NoSchedule"}]}}
+        if n["metadata"]["name"] == name
+        else n
+        for n in nodes
+    ]
+    by_name = {n["metadata"]["name"]: n for n in marked}
+    return marked, lambda node_name: notices.binding_notice(by_name[node_name])
+
+
+@dataclass
+class Admitted:
+    name: str
+    quotas: list[Obj] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    pools: list[GPUPool] = field(default_factory=lambda: [gpu_pool("p")])
+    nodes: list[Obj] = field(default_factory=lambda: hosts("p", 3))
+    onto: set[str] | None = None
+    """Where the replacement may go (None: no replacement is made)."""
+    reason: str = "Replacing"
+
+
+ADMITTED = [
+    Admitted("room and no quota: replaced", onto={"p-h2"}),
+    Admitted("quota with room for one more", quotas=[quota("3", used="2")], onto={"p-h2"}),
+    Admitted(
+        "quota full: the noticed replica serves on", [quota("2", used="2")], reason="QuotaExceeded"
+    ),
+    Admitted(
+        "namespace no longer allowed in the pool",
+        pools=[gpu_pool("p", team="a")],
+        labels={"team": "b"},
+        reason="PoolNotAllowed",
+    ),
+    Admitted(
+        "only the allowed pool takes the replacement",
+        pools=[gpu_pool("p"), gpu_pool("q", team="a")],
+        nodes=[*hosts("p", 3), *hosts("q", 2, gpus=1)],
+        labels={"team": "b"},
+        onto={"p-h2"},
+    ),
+    Admitted("no room off the noticed node", nodes=hosts("p", 2), reason="Unschedulable"),
+]
+
+
+@pytest.mark.parametrize("case", ADMITTED, ids=[c.name for c in ADMITTED])
+def test_a_replacement_is_admitted_like_any_replica(case: Admitted) -> None:
+    service = admission_spec(2)
+    revision = revision_of(service)
+    pods = [running(slot, revision) for slot in range(2)]
+    nodes, node_notice = noticed(case.nodes, "p-h0")
+    snapshot = FleetSnapshot.build(nodes, [], case.pools, notices=notices.node_usability)
+    tenancy = Tenancy.build(
+        [{"kind": "Namespace", "metadata": {"name": NS, "labels": case.labels}}], case.quotas
+    )
+    view = ServiceView(NS, "chat", "uid", 1, service, InferenceServiceStatus())
+    done = lifecycle.decide(
+        view,
+        pods,
+        lifecycle.fixed(2),
+        snapshot,
+        Ledger(snapshot),
+        "cis:x",
+        T0,
+        tenancy=tenancy,
+        node_notice=node_notice,
+    )
+    decision = done.decision
+    created = [a for a in decision.of(CreateWorker) if isinstance(a, CreateWorker)]
+    assert not decision.of(DeletePod)  # the noticed replica is never deleted before a swap
+    assert isinstance(decision.status, InferenceServiceStatus)
+    conditions = {c.type: c for c in decision.status.conditions}
+    assert (conditions["Disrupted"].status, conditions["Disrupted"].reason) == ("True", case.reason)
+    assert f"chat-{revision}-0 on p-h0" in conditions["Disrupted"].message
+    assert conditions["Ready"].status == "True"  # the service still serves
+    warnings = [e.reason for e in decision.of(Emit) if isinstance(e, Emit) and e.type == "Warning"]
+    if case.onto is None:
+        assert created == [] and done.interruptions == []
+        assert warnings == ["ReplacementBlocked"]
+        assert "it serves until its node goes" in conditions["Disrupted"].message
+        return
+    (made,) = created
+    assert (made.index, made.replacement) == (0, 1) and made.node in case.onto
+    assert warnings == ["TerminationNotice"]
+    (interruption,) = done.interruptions
+    assert (interruption.node, interruption.notice.source) == ("p-h0", "aws-nth")
+
+
+async def _swap(h: Harness) -> tuple[str, str]:
+    """A ready service of two, one replica's node noticed, replaced, the replacement made ready."""
+    first, _ = names(h)
+    noticed_node = where(h)[first]
+    notify(h, noticed_node, "aws")
+    await settle(h)
+    await make_ready(h)
+    await settle(h)
+    return first, noticed_node
+
+
+def test_killed_after_any_write_of_a_swap_a_restarted_operator_converges() -> None:
+    """Kill the operator before write k of a swap, for every k; a new operator on the same state
+    ends with two ready replicas off the noticed node and one replacement made, never two."""
+
+    async def count(h: Harness) -> None:
+        h.api.put(service("chat").replicas(2).gpus(8).dict())
+        await settle(h)
+        await make_ready(h)
+        before = h.api.writes()
+        await _swap(h)
+        total.append(h.api.writes() - before)
+
+    total: list[int] = []
+    harness_run(count, spot_fleet(4))
+    assert total[0] >= 4  # create, ungate, status, delete (at least)
+    for k in range(total[0]):
+        h = spot_fleet(4)
+
+        async def crash_then_restart(h: Harness = h, k: int = k) -> None:
+            async with h.running():
+                h.api.put(service("chat").replicas(2).gpus(8).dict())
+                await settle(h)
+                await make_ready(h)
+                h.api.crash_after = h.api.writes() + k
+                first, noticed_node = await _swap(h)
+                assert h.crashed, f"write {k + 1} of the swap never came"
+            h.api.crash_after = None
+            async with h.running():
+                for _ in range(3):
+                    await settle(h)
+                    await make_ready(h)
+                assert first not in names(h), (k, where(h))
+                assert noticed_node not in where(h).values(), (k, where(h))
+                assert ready_count(h) == 2, (k, where(h))
+                made = [p["metadata"]["name"] for p in h.pods() if "-x" in p["metadata"]["name"]]
+                assert made == [f"{first}-x1"], (k, made)
+
+        asyncio.run(crash_then_restart())
