@@ -14,7 +14,7 @@ from corral.disruption.notices import Notice, binding_notice
 from corral.fleet import FleetSnapshot
 from corral.scheduling.ledger import Ledger
 from corral.scheduling.tenancy import Tenancy
-from corral.training.cluster import JobRecord, job_record
+from corral.training.cluster import HOLDING_PHASES, JobRecord, job_record
 from corral.training.pods import WorkerPod
 
 
@@ -95,6 +95,11 @@ class LiveCluster:
                 yield record
         for gone in set(self._jobs) - set(self.cache.jobs):
             del self._jobs[gone]
+
+    def holding_jobs(self) -> Iterable[JobRecord]:
+        for record in self.training_jobs():
+            if record.view is not None and record.view.status.phase in HOLDING_PHASES:
+                yield record
 
     def job_pods(self, key: str) -> list[WorkerPod]:
         record = self.training_job(key)

@@ -54,7 +54,13 @@ from corral.scheduling.ledger import Ledger
 from corral.scheduling.tenancy import Tenancy
 from corral.training import capacity, replacement
 from corral.training.accounting import Price, placement_price
-from corral.training.cluster import JobRecord, job_record, ledger_owner, owners_of
+from corral.training.cluster import (
+    HOLDING_PHASES,
+    JobRecord,
+    job_record,
+    ledger_owner,
+    owners_of,
+)
 from corral.training.lifecycle import reconcile
 from corral.training.pods import WorkerPod
 from corral.training.queueing import queue_pass
@@ -93,6 +99,9 @@ class InMemoryCluster:
         """Jobs neither finished nor placed: what the scheduling pass reads."""
         self._waiting_order: list[str] | None = None
         """`_waiting` in key order, until it changes."""
+        self._holding: set[str] = set()
+        """Jobs whose gang holds capacity (a phase of HOLDING_PHASES), kept on every status write
+        as `_waiting` is: the pass reads their demand between pools, as the operator's does."""
         self._owned: dict[str, set[str]] = {}
         """Owner UID -> keys of its pods (a job's pods are found without a scan)."""
         self._notices: dict[str, Notice | None] = {}
@@ -218,6 +227,12 @@ class InMemoryCluster:
             if record is not None:
                 yield record
 
+    def holding_jobs(self) -> Iterable[JobRecord]:
+        for key in sorted(self._holding):
+            record = self.training_job(key)
+            if record is not None:
+                yield record
+
     def job_pods(self, key: str) -> list[WorkerPod]:
         record = self.training_job(key)
         if record is None or record.view is None:
@@ -252,6 +267,7 @@ class InMemoryCluster:
     def delete_job(self, key: str) -> None:
         obj = self.jobs.pop(key, None)
         self._wait(key, False)
+        self._holding.discard(key)
         if obj is None:
             return
         uid = obj["metadata"]["uid"]
@@ -357,16 +373,22 @@ class InMemoryCluster:
 
     def _pass_inputs(self, solve: Solve | None) -> tuple[object, ...]:
         """What a pass reads, but the clock: the waiting jobs (each as of its resourceVersion),
-        the snapshot (nodes, pools, what pods hold), what the ledger adds for quota admission,
+        the jobs holding capacity (as of their spec), the snapshot (nodes, pools, what pods hold), what the ledger adds for quota admission,
         the tenancy and the solver."""
         if self._waiting_order is None:
             self._waiting_order = sorted(self._waiting)
         jobs = self.jobs
         versions = tuple(jobs[key]["metadata"]["resourceVersion"] for key in self._waiting_order)
         ledger = self._ledger.assumed_requests()
+        # The jobs holding capacity count in the pools' contention through their requests, which
+        # change only with their spec (generation), not with each status write.
+        holding = tuple(
+            (key, jobs[key]["metadata"].get("generation")) for key in sorted(self._holding)
+        )
         return (
             self._waiting_order,
             versions,
+            holding,
             self._snapshot.static_epoch,
             self._snapshot.pod_changes,
             sorted((namespace, sorted(amounts.items())) for namespace, amounts in ledger.items()),
@@ -474,6 +496,11 @@ class InMemoryCluster:
                         self._records[key] = (version, dataclasses.replace(record, view=view))
                     done = wire.get("phase") in ("Succeeded", "Failed") or wire.get("placement")
                     self._wait(key, not done)
+                    (
+                        self._holding.add
+                        if wire.get("phase") in HOLDING_PHASES
+                        else self._holding.discard
+                    )(key)
             elif isinstance(action, DeletePod):
                 self._remove_pod(f"{obj['metadata']['namespace']}/{action.name}")
             elif isinstance(action, ReleaseAssumed):

@@ -44,8 +44,17 @@ class JobRecord:
         return self.view is not None and self.request is not None
 
 
+HOLDING_PHASES = ("Placing", "Running", "Checkpointing")
+"""Phases of a job whose gang holds capacity."""
+
+
 class TrainingCluster(Cluster, Protocol):
     def training_jobs(self) -> Iterable[JobRecord]: ...
+
+    def holding_jobs(self) -> Iterable[JobRecord]:
+        """The jobs whose gang holds capacity (a phase of HOLDING_PHASES), in key order: with the
+        waiting ones, the jobs present, whose demand decides between pools."""
+        ...
 
     def training_job(self, key: str) -> JobRecord | None: ...
 

@@ -226,18 +226,9 @@ def _record_choice(
         decision.add(choice.event)
 
 
-HOLDING_PHASES = ("Placing", "Running", "Checkpointing")
-
-
 def _holding(cluster: TrainingCluster) -> list[PlacementRequest]:
     """The requests of the jobs that hold capacity: with the waiting ones, the jobs present."""
-    return [
-        record.request
-        for record in cluster.training_jobs()
-        if record.request is not None
-        and record.view is not None
-        and record.view.status.phase in HOLDING_PHASES
-    ]
+    return [record.request for record in cluster.holding_jobs() if record.request is not None]
 
 
 def queue_pass(
