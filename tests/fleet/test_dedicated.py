@@ -35,6 +35,13 @@ def dedicated(nodes: list[NodeBuilder], *tolerated: str) -> tuple[str, str, str]
             "(corral.dev/dedicated)",
         ),
         (
+            [node("h1").taint("nvidia.com/gpu")],
+            ["nvidia.com/gpu"],
+            "True",
+            "TaintedForPool",
+            "taint with a key of your own",  # ExtendedResourceToleration tolerates it for GPU pods
+        ),
+        (
             [node("h1").taint("corral.dev/dedicated"), node("h2")],
             ["corral.dev/dedicated"],
             "False",

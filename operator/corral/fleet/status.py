@@ -246,11 +246,21 @@ def _dedicated(view: PoolView, members: list[NodeRecord]) -> tuple[ConditionStat
         else:
             shared.append(node.name)
     if not shared:
+        # Kubernetes' ExtendedResourceToleration admission plugin gives every pod requesting an
+        # extended resource a toleration for a taint keyed by it: such a taint keeps no GPU pod out.
+        caveat = (
+            f"; but a taint keyed {view.resource_name} is tolerated by every pod asking for "
+            f"{view.resource_name} where the ExtendedResourceToleration admission plugin is on: "
+            "taint with a key of your own"
+            if view.resource_name in keys
+            else ""
+        )
         return (
             "True",
             "TaintedForPool",
             f"every node carries a taint the pool tolerates ({', '.join(sorted(keys))}): only "
-            "pods that tolerate it too can take room planned for a gang",
+            "pods that tolerate it too (a toleration with operator Exists tolerates every taint) "
+            f"can take room planned for a gang{caveat}",
         )
     shown = ", ".join(sorted(shared)[:3]) + (
         f" and {len(shared) - 3} more" if len(shared) > 3 else ""
