@@ -19,7 +19,7 @@ not a mapping, yields fewer notices, not an exception.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -196,6 +196,14 @@ class Notice:
     @property
     def restart_class(self) -> RestartClass:
         return "SpotReclaimed" if self.kind == "reclaim" else "Maintenance"
+
+
+NodeNotice = Callable[[str], "Notice | None"]
+"""The binding termination notice on a node (a cluster's `node_notice`), or None."""
+
+
+def no_notice(_: str) -> Notice | None:
+    return None
 
 
 @dataclass(frozen=True)

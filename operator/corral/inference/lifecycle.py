@@ -50,7 +50,7 @@ from corral.api.template import pod_spec
 from corral.autoscaling.autoscaler import Decision as ScalingDecision
 from corral.autoscaling.autoscaler import Verdict
 from corral.autoscaling.histogram import Histogram
-from corral.disruption.notices import Notice
+from corral.disruption.notices import NodeNotice, Notice, no_notice
 from corral.fleet.snapshot import FleetSnapshot
 from corral.inference.placement import place_replica, replica_request
 from corral.inference.replicas import ReplicaPod, revision_of
@@ -75,13 +75,6 @@ RETRY_PLACEMENT_SECONDS = 15.0
 P = ParamSpec("P")
 DISRUPTED = "Disrupted"
 """The condition naming the replicas on noticed nodes and how far their replacement is."""
-
-NodeNotice = Callable[[str], Notice | None]
-"""The binding termination notice on a node (the live cluster's `node_notice`), or None."""
-
-
-def no_notice(_: str) -> Notice | None:
-    return None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from corral.api.trainingjob import (
     TrainingPhase,
 )
 from corral.cost.charges import ZERO, Charge
+from corral.disruption.notices import NodeNotice, no_notice
 from corral.fleet.memo import kept
 from corral.fleet.objects import Overcommit
 from corral.scheduling.actions import (
@@ -52,12 +53,10 @@ from corral.training.pods import WorkerPod
 from corral.training.replacement import ReplaceWorkers
 from corral.training.step import (
     JobView,
-    NodeNotice,
     NodeProblem,
     Step,
     count_workers,
     end_attempt,
-    no_notice,
     worker_index,
 )
 

@@ -27,7 +27,7 @@ from corral.api.trainingjob import (
 from corral.cost.charges import Charge
 from corral.disruption import checkpoints
 from corral.disruption.checkpoints import RequestId
-from corral.disruption.notices import Notice
+from corral.disruption.notices import NodeNotice, Notice
 from corral.scheduling.actions import AnnotatePod, CallHook, CreateWorker, Nominate, RequeueAfter
 from corral.sdk.protocol import REQUESTED as CHECKPOINT_REQUESTED
 from corral.training import accounting, capacity
@@ -35,7 +35,6 @@ from corral.training.accounting import Price
 from corral.training.pods import WorkerPod
 from corral.training.replacement import ReplaceWorkers
 from corral.training.step import (
-    NodeNotice,
     NodeProblem,
     Step,
     count_workers,

@@ -12,7 +12,6 @@ from corral.api.conditions import set_condition
 from corral.api.meta import ConditionStatus
 from corral.api.trainingjob import TrainingJobSpec, TrainingJobStatus, TrainingPhase, WorkerCounts
 from corral.cost.charges import Charge
-from corral.disruption.notices import Notice
 from corral.scheduling.actions import (
     CreateWorker,
     Decision,
@@ -28,12 +27,6 @@ from corral.training.pods import WorkerPod
 
 NodeProblem = Callable[[str], str | None]
 """Why a planned node can no longer take a worker (gone, NotReady, cordoned), or None."""
-NodeNotice = Callable[[str], Notice | None]
-"""The binding termination notice on a node (corral.disruption.notices), or None."""
-
-
-def no_notice(_: str) -> Notice | None:
-    return None
 
 
 @dataclass(frozen=True)
