@@ -171,7 +171,8 @@ def gangs(args: argparse.Namespace, speed_only: bool = False) -> dict[str, Any]:
     for seed, jobs in workloads:
         print(f"gangs: {len(nodes)} hosts, {len(jobs)} jobs (seed {seed})", file=sys.stderr)
         for policy in POLICIES:
-            result, simulation = run(nodes, [h100()], jobs, policy, max_seconds=hours * 3600 * 4)
+            pools = [h100(queueing=args.gang_queueing)]
+            result, simulation = run(nodes, pools, jobs, policy, max_seconds=hours * 3600 * 4)
             rows.setdefault(policy, []).append(result)
             per_seed.setdefault(str(seed), {})[policy] = measured(result, warmup * 3600)
             if seed == workloads[0][0]:
@@ -188,6 +189,7 @@ def gangs(args: argparse.Namespace, speed_only: bool = False) -> dict[str, Any]:
         "hosts": len(nodes),
         "hours": hours,
         "warmup_hours": warmup,
+        "queueing": args.gang_queueing,
         "seeds": [seed for seed, _ in workloads],
         "offered_load": round(offered, 3) if offered else None,
         "workload": shape,
@@ -528,6 +530,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("StrictFIFO", "BestEffortFIFO"),
         default="StrictFIFO",
         help="openb: the pools' spec.queueing, for every policy alike",
+    )
+    parser.add_argument(
+        "--gang-queueing",
+        choices=("StrictFIFO", "BestEffortFIFO"),
+        default="StrictFIFO",
+        help="gangs: the pool's spec.queueing, for every policy alike",
     )
     parser.add_argument(
         "--only",
